@@ -9,7 +9,7 @@
 //!
 //! Kernels take physical quantities (after the per-head affine scaling), never read files and never print.
 
-mod exp;
+pub mod exp;
 pub mod gain_cell;
 mod gemm;
 mod kv_array;

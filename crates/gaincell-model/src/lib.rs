@@ -17,6 +17,7 @@ mod config;
 mod decode;
 mod error;
 mod model;
+pub mod ops;
 mod ppl;
 mod tokenizer;
 

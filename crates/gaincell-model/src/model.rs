@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, D};
 use gaincell_chip::ChipConfig;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 use crate::attention::{Attention, Scalers};
 use crate::config::Gpt2Config;
@@ -64,8 +64,27 @@ impl Block {
 
     /// The MLP: c_fc → GELU (tanh approximation, as GPT-2) → c_proj.
     pub(crate) fn mlp_forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.mlp_proj.forward(&self.c_fc.forward(x)?.gelu()?)
+        self.mlp_proj
+            .forward(&crate::ops::gelu(&self.c_fc.forward(x)?)?)
     }
+}
+
+/// `n` draws of N(0, std²) (Box–Muller), generated in parallel chunks: chunk `c` of tensor `index` draws from its
+/// own ChaCha stream, so the values depend on the seed alone, not on the thread count.
+fn normal_vec(n: usize, std: f64, seed: u64, index: u64) -> Vec<f32> {
+    use rand::SeedableRng;
+    use rayon::prelude::*;
+    const CHUNK: usize = 1 << 16;
+    let mut out = vec![0.0f32; n];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, dst)| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream((index << 32) | c as u64);
+        for x in dst {
+            let (u1, u2): (f64, f64) = (rng.gen_range(1e-12..1.0), rng.gen());
+            *x = (std * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
+        }
+    });
+    out
 }
 
 /// GPT-2 with its attention on a chip.
@@ -175,10 +194,9 @@ impl Gpt2 {
     /// A randomly initialised model (GPT-2's scheme: N(0, 0.02), residual projections scaled by 1/√(2L)).
     pub fn random(config: Gpt2Config, chip: ChipConfig, seed: u64) -> Result<Self> {
         config.validate().map_err(ModelError::Input)?;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut t = HashMap::new();
         let resid = 0.02 / (2.0 * config.n_layer as f64).sqrt();
-        for (name, shape) in tensor_shapes(&config) {
+        for (index, (name, shape)) in tensor_shapes(&config).into_iter().enumerate() {
             let n: usize = shape.iter().product();
             let data: Vec<f32> = if name.contains("ln_") && name.ends_with("weight") {
                 vec![1.0; n]
@@ -190,13 +208,7 @@ impl Gpt2 {
                 } else {
                     0.02
                 };
-                // Box–Muller: N(0, std²) from two uniforms.
-                (0..n)
-                    .map(|_| {
-                        let (u1, u2): (f64, f64) = (rng.gen_range(1e-12..1.0), rng.gen());
-                        (std * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-                    })
-                    .collect()
+                normal_vec(n, std, seed, index as u64)
             };
             t.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
         }
@@ -238,8 +250,9 @@ impl Gpt2 {
         Ok(())
     }
 
-    /// Logits `[B, T, V]` for token ids `[B, T]` (u32), all positions at once (the parallel form).
-    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+    /// The final hidden states `[B, T, C]` (after `ln_f`) for token ids `[B, T]` (u32), all positions at once (the
+    /// parallel form): what [`Gpt2::head`] turns into logits, for callers that need only some positions' logits.
+    pub fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         self.check_ids(&ids.flatten_all()?.to_vec1::<u32>()?, 0)?;
         let c = &self.config;
@@ -273,12 +286,16 @@ impl Gpt2 {
             let m = self.layer_norm(&x, &block.ln_2)?;
             x = (x + block.mlp_forward(&m)?)?;
         }
-        let x = self.layer_norm(&x, &self.ln_f)?;
-        self.head(&x)
+        self.layer_norm(&x, &self.ln_f)
     }
 
-    /// The tied output head: `x · wteᵀ`.
-    pub(crate) fn head(&self, x: &Tensor) -> Result<Tensor> {
+    /// Logits `[B, T, V]` for token ids `[B, T]` (u32), all positions at once (the parallel form).
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        self.head(&self.hidden(ids)?)
+    }
+
+    /// The tied output head: `x · wteᵀ`, logits for final hidden states `[…, C]`.
+    pub fn head(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let logits = x

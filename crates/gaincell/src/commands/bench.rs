@@ -14,6 +14,8 @@ use serde::Serialize;
 pub enum BenchCommand {
     /// One GPT-2 attention layer (12 heads, T 1024, D 64) on the paper chips against our softmax attention.
     Attention(AttentionBench),
+    /// Perplexity throughput of a GPT-2-shaped model (random weights) per chip, beside PyTorch + transformers.
+    Ppl(super::bench_ppl::PplBench),
 }
 
 #[derive(Args)]
@@ -119,6 +121,7 @@ struct Report {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Attention(a) => attention(a),
+        BenchCommand::Ppl(p) => super::bench_ppl::run(p),
     }
 }
 

@@ -1,0 +1,283 @@
+//! Fused element-wise ops of the model, written for the CPU: candle's GELU calls libm's `tanhf` per element and
+//! its log-softmax makes five passes over a `[T, 50257]` matrix; together they cost as much as a third of the
+//! GEMMs. Each op here is one vectorised pass on all cores, with its own backward where training needs one.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use gaincell_attn::exp::exp1;
+use rayon::prelude::*;
+
+use crate::error::{ModelError, Result};
+
+/// √(2/π), GPT-2's `gelu_new` constant.
+const GELU_C: f32 = 0.797_884_6;
+const GELU_A: f32 = 0.044_715;
+/// Elements per parallel task: large enough that scheduling is noise, small enough to split a layer's activations.
+const CHUNK: usize = 1 << 14;
+
+/// GPT-2's GELU (tanh approximation), `0.5·x·(1 + tanh(c·(x + a·x³)))`, written as `x / (1 + e^(−2u))`.
+#[inline(always)]
+fn gelu1(x: f32) -> f32 {
+    let u = GELU_C * (x + GELU_A * x * x * x);
+    x / (1.0 + exp1(-2.0 * u))
+}
+
+/// d gelu / dx: with s = 1/(1 + e^(−2u)) = (1 + tanh u)/2, it is s + 2·x·s·(1 − s)·c·(1 + 3a·x²).
+#[inline(always)]
+fn gelu_grad1(x: f32) -> f32 {
+    let u = GELU_C * (x + GELU_A * x * x * x);
+    let s = 1.0 / (1.0 + exp1(-2.0 * u));
+    s + 2.0 * x * s * (1.0 - s) * GELU_C * (1.0 + 3.0 * GELU_A * x * x)
+}
+
+fn map_chunks(dst: &mut [f32], f: impl Fn(&mut [f32], usize) + Sync) {
+    dst.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(i, c)| f(c, i * CHUNK));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_avx2(x: &[f32], y: &mut [f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = gelu1(x);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_bwd_avx2(x: &[f32], g: &[f32], y: &mut [f32]) {
+    for ((y, &x), &g) in y.iter_mut().zip(x).zip(g) {
+        *y = g * gelu_grad1(x);
+    }
+}
+
+fn gelu_slice(x: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { gelu_avx2(x, y) };
+    }
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = gelu1(x);
+    }
+}
+
+fn gelu_bwd_slice(x: &[f32], g: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { gelu_bwd_avx2(x, g, y) };
+    }
+    for ((y, &x), &g) in y.iter_mut().zip(x).zip(g) {
+        *y = g * gelu_grad1(x);
+    }
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = s else {
+        candle_core::bail!("fused ops take f32 tensors")
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("fused ops take contiguous tensors"),
+    }
+}
+
+struct Gelu;
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "gelu-tanh"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l)?;
+        let mut y = vec![0.0f32; x.len()];
+        map_chunks(&mut y, |c, at| gelu_slice(&x[at..at + c.len()], c));
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(
+            arg.apply_op2_no_bwd(&grad.contiguous()?, &GeluBackward)?,
+        ))
+    }
+}
+
+struct GeluBackward;
+
+impl CustomOp2 for GeluBackward {
+    fn name(&self) -> &'static str {
+        "gelu-tanh-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, g) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        if x.len() != g.len() {
+            candle_core::bail!("gelu backward: {} inputs, {} gradients", x.len(), g.len());
+        }
+        let mut y = vec![0.0f32; x.len()];
+        map_chunks(&mut y, |c, at| {
+            let r = at..at + c.len();
+            gelu_bwd_slice(&x[r.clone()], &g[r], c)
+        });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+}
+
+/// GPT-2's GELU on an f32 tensor, one fused pass (with backward).
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    Ok(x.contiguous()?.apply_op1(Gelu)?)
+}
+
+/// `log p(target_r | row r)` for every row of `logits` (`rows × vocab`, row-major): the log-softmax evaluated only
+/// where it is read, in one pass per row for the max and one for Σ e^(x − max), rows in parallel.
+pub fn target_log_probs(logits: &[f32], vocab: usize, targets: &[u32]) -> Result<Vec<f32>> {
+    if vocab == 0 || logits.len() != targets.len() * vocab {
+        return Err(ModelError::Input(format!(
+            "{} logits for {} targets over a vocabulary of {vocab}",
+            logits.len(),
+            targets.len()
+        )));
+    }
+    if let Some(&t) = targets.iter().find(|&&t| t as usize >= vocab) {
+        return Err(ModelError::Input(format!(
+            "target id {t} is outside the vocabulary of {vocab}"
+        )));
+    }
+    Ok(logits
+        .par_chunks(vocab)
+        .zip(targets.par_iter())
+        .map(|(row, &t)| row[t as usize] - log_sum_exp(row))
+        .collect())
+}
+
+fn log_sum_exp(row: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { log_sum_exp_avx2(row) };
+    }
+    log_sum_exp_impl(row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn log_sum_exp_avx2(row: &[f32]) -> f32 {
+    log_sum_exp_impl(row)
+}
+
+#[inline(always)]
+fn log_sum_exp_impl(row: &[f32]) -> f32 {
+    // Eight running maxima and sums so the loops vectorise (a single f32 accumulator would be a serial chain).
+    let mut m = [f32::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            m[i] = m[i].max(c[i]);
+        }
+    }
+    let max = tail.iter().fold(
+        m.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)),
+        |a, &b| a.max(b),
+    );
+    let mut s = [0.0f32; 8];
+    let chunks = row.chunks_exact(8);
+    for c in chunks {
+        for i in 0..8 {
+            s[i] += exp1(c[i] - max);
+        }
+    }
+    let sum: f64 = s.iter().map(|&x| x as f64).sum::<f64>()
+        + tail.iter().map(|&x| exp1(x - max) as f64).sum::<f64>();
+    max + sum.ln() as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn gelu_f64(x: f64) -> f64 {
+        0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+    }
+
+    #[test]
+    fn gelu_matches_the_tanh_formula_in_f64() {
+        let xs: Vec<f32> = (0..40_001).map(|i| -20.0 + i as f32 * 1e-3).collect();
+        let t = Tensor::new(xs.as_slice(), &Device::Cpu).unwrap();
+        let got: Vec<f32> = gelu(&t).unwrap().to_vec1().unwrap();
+        for (&x, &g) in xs.iter().zip(&got) {
+            let want = gelu_f64(x as f64);
+            assert!(
+                (g as f64 - want).abs() <= 2e-6 * want.abs().max(1.0),
+                "gelu({x}) = {g}, want {want}"
+            );
+        }
+        // Saturation: huge inputs pass through or vanish, never NaN.
+        let big = Tensor::new(&[1e4f32, -1e4, 0.0], &Device::Cpu).unwrap();
+        let y = gelu(&big).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!((y[0], y[2]), (1e4, 0.0));
+        assert!(y[1].abs() < 1e-30, "gelu(-1e4) = {}", y[1]);
+    }
+
+    #[test]
+    fn gelu_gradient_matches_central_differences() {
+        let xs: Vec<f32> = (0..801).map(|i| -8.0 + i as f32 * 0.02).collect();
+        let v = Var::new(xs.as_slice(), &Device::Cpu).unwrap();
+        let w: Vec<f32> = (0..xs.len()).map(|i| 1.0 + (i % 7) as f32 * 0.25).collect();
+        let w = Tensor::new(w.as_slice(), &Device::Cpu).unwrap();
+        let loss = (gelu(v.as_tensor()).unwrap() * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        let got: Vec<f32> = grads.get(v.as_tensor()).unwrap().to_vec1().unwrap();
+        let wv: Vec<f32> = w.to_vec1().unwrap();
+        for (i, &x) in xs.iter().enumerate() {
+            let h = 1e-4;
+            let fd = (gelu_f64(x as f64 + h) - gelu_f64(x as f64 - h)) / (2.0 * h) * wv[i] as f64;
+            assert!(
+                (got[i] as f64 - fd).abs() <= 1e-5 * fd.abs().max(1.0),
+                "x = {x}: {} vs {fd}",
+                got[i]
+            );
+        }
+    }
+
+    #[test]
+    fn target_log_probs_match_a_log_softmax_in_f64() {
+        let vocab = 1003; // not a multiple of 8: the tail path runs
+        let rows = 5;
+        let logits: Vec<f32> = (0..rows * vocab)
+            .map(|i| ((i * 7919) % 1000) as f32 * 0.037 - 20.0)
+            .collect();
+        let targets = [0u32, 1002, 17, 500, 999];
+        let got = target_log_probs(&logits, vocab, &targets).unwrap();
+        for r in 0..rows {
+            let row = &logits[r * vocab..(r + 1) * vocab];
+            let m = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+            let lse = m + row.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln();
+            let want = row[targets[r] as usize] as f64 - lse;
+            assert!(
+                (got[r] as f64 - want).abs() < 1e-5,
+                "row {r}: {} vs {want}",
+                got[r]
+            );
+        }
+        assert!(target_log_probs(&logits, vocab, &[0, 1, 2, 3, 1003]).is_err());
+        assert!(target_log_probs(&logits, vocab, &[0, 1]).is_err());
+    }
+}

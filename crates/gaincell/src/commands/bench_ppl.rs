@@ -1,0 +1,241 @@
+//! `gaincell bench ppl`: perplexity throughput of a whole model (GPT-2 124M shape by default) on several chips,
+//! each as a ratio to `software` measured in the same run, beside PyTorch + transformers on this machine
+//! (scripts/bench_pytorch_ppl.py, run by `--run-pytorch` or read from its JSON with `--pytorch`).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use gaincell_chip::ChipConfig;
+use gaincell_model::{perplexity, Gpt2, Gpt2Config, PplOptions};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+#[derive(Args)]
+pub struct PplBench {
+    /// Model shape (random weights): gpt2, gpt2-medium, gpt2-large, gpt2-xl.
+    #[arg(long, default_value = "gpt2")]
+    size: String,
+    /// Tokens per window.
+    #[arg(long, default_value_t = 1024)]
+    ctx: usize,
+    /// Tokens the window advances by (only these are scored after the first window).
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Timed windows per chip (after one warm-up window).
+    #[arg(long, default_value_t = 3)]
+    windows: usize,
+    /// Chips to time; the first is the reference the others are divided by.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "software,paper-nonlinear"
+    )]
+    chips: Vec<String>,
+    /// PyTorch figure measured on this machine by scripts/bench_pytorch_ppl.py (its JSON).
+    #[arg(long, conflicts_with = "run_pytorch")]
+    pytorch: Option<PathBuf>,
+    /// Run scripts/bench_pytorch_ppl.py now (python3 with torch and transformers), with the same ctx, stride,
+    /// windows and thread count, and print its figure beside ours.
+    #[arg(long)]
+    run_pytorch: bool,
+    /// Also write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Row {
+    chip: String,
+    tokens_per_s: f64,
+    /// Time per token relative to the first chip (the overhead of the chip over it).
+    slowdown_vs_first: f64,
+    /// Model FLOPs per second achieved (2 × multiply-adds of the GEMMs and attention).
+    gflops: f64,
+    perplexity: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    size: String,
+    ctx: usize,
+    stride: usize,
+    windows: usize,
+    threads: usize,
+    rows: Vec<Row>,
+    pytorch_tokens_per_s: Option<f64>,
+    pytorch_source: Option<String>,
+}
+
+/// FLOPs to score one token with a window of `ctx` and `scored` of its tokens scored: every token runs the blocks,
+/// only scored ones the output head; causal attention averages ctx/2 keys per query.
+fn flops_per_scored_token(c: &Gpt2Config, ctx: usize, scored: usize) -> f64 {
+    let e = c.n_embd as f64;
+    let per_block = 2.0 * (12.0 * e * e) + 2.0 * 2.0 * e * (ctx as f64 / 2.0);
+    let blocks = per_block * c.n_layer as f64 * ctx as f64 / scored as f64;
+    blocks + 2.0 * e * c.vocab_size as f64
+}
+
+pub fn run(a: PplBench) -> Result<()> {
+    let config = Gpt2Config::named(&a.size).with_context(|| {
+        format!(
+            "--size {}: known sizes are gpt2, gpt2-medium, gpt2-large, gpt2-xl",
+            a.size
+        )
+    })?;
+    let stride = a.stride.unwrap_or(a.ctx);
+    if a.ctx < 2 || a.ctx > config.n_positions || stride == 0 || stride > a.ctx || a.windows == 0 {
+        bail!(
+            "need 2 ≤ ctx ≤ {}, 1 ≤ stride ≤ ctx and windows ≥ 1 (got ctx {}, stride {stride}, windows {})",
+            config.n_positions,
+            a.ctx,
+            a.windows
+        );
+    }
+    let chips = a
+        .chips
+        .iter()
+        .map(|c| ChipConfig::load(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    if chips.is_empty() {
+        bail!("--chips: give at least one chip");
+    }
+    let threads = rayon::current_num_threads();
+    let pytorch = pytorch_figure(&a, stride, threads)?;
+
+    // Random token ids (seeded): throughput does not depend on the text.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let ids: Vec<u32> = (0..a.ctx + stride * a.windows)
+        .map(|_| rng.gen_range(0..config.vocab_size as u32))
+        .collect();
+    let scored_per_window = stride;
+    let flops = flops_per_scored_token(&config, a.ctx, scored_per_window);
+    println!(
+        "bench ppl: {} ({} M parameters) random weights, ctx {} stride {stride}, {} timed windows, {threads} threads",
+        a.size,
+        config.parameters() / 1_000_000,
+        a.ctx,
+        a.windows
+    );
+    let model = Gpt2::random(config, chips[0].clone(), 0)?;
+    let mut rows: Vec<Row> = Vec::new();
+    for chip in chips {
+        let model = model.with_chip(chip.clone())?;
+        let opts = PplOptions { ctx: a.ctx, stride };
+        // Warm-up: the first window (allocator, thread pool, page faults).
+        perplexity(&model, &ids[..a.ctx], 0, opts, &mut |_, _| {})?;
+        // Timed: the windows after the first (the first one scores all ctx tokens, the rest `stride` each).
+        let r = perplexity(&model, &ids[stride..], 0, opts, &mut |_, _| {})?;
+        let first = rows.first().map(|r| r.tokens_per_s);
+        rows.push(Row {
+            chip: chip.name.clone(),
+            tokens_per_s: r.tokens_per_s,
+            slowdown_vs_first: first.map_or(1.0, |f| f / r.tokens_per_s),
+            gflops: flops * r.tokens_per_s / 1e9,
+            perplexity: r.perplexity,
+        });
+    }
+    println!(
+        "{:<26} {:>10} {:>16} {:>9} {:>16}",
+        "chip", "tokens/s", "time vs first", "GFLOP/s", "vs PyTorch"
+    );
+    for r in &rows {
+        let torch = pytorch
+            .as_ref()
+            .map(|(p, _)| format!("{:.2}×", r.tokens_per_s / p))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<26} {:>10.1} {:>15.2}× {:>9.1} {:>16}",
+            r.chip, r.tokens_per_s, r.slowdown_vs_first, r.gflops, torch
+        );
+    }
+    match &pytorch {
+        Some((p, source)) => println!("PyTorch + transformers: {p:.1} tokens/s ({source})"),
+        None => println!(
+            "(no PyTorch figure: pass --run-pytorch, or --pytorch FILE written by scripts/bench_pytorch_ppl.py)"
+        ),
+    }
+    if let Some(path) = a.json {
+        let report = Report {
+            size: a.size,
+            ctx: a.ctx,
+            stride,
+            windows: a.windows,
+            threads,
+            rows,
+            pytorch_tokens_per_s: pytorch.as_ref().map(|p| p.0),
+            pytorch_source: pytorch.map(|p| p.1),
+        };
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// PyTorch's tokens/s and where it came from: run now, read from a file, or none.
+fn pytorch_figure(a: &PplBench, stride: usize, threads: usize) -> Result<Option<(f64, String)>> {
+    let path = if a.run_pytorch {
+        let script = PathBuf::from("scripts/bench_pytorch_ppl.py");
+        if !script.exists() {
+            bail!(
+                "--run-pytorch: {} not found; run from the repository root",
+                script.display()
+            );
+        }
+        let out =
+            std::env::temp_dir().join(format!("gaincell-pytorch-ppl-{}.json", std::process::id()));
+        println!("running {} ({threads} threads) …", script.display());
+        let status = Command::new("python3")
+            .arg(&script)
+            .args(["--threads", &threads.to_string()])
+            .args(["--ctx", &a.ctx.to_string(), "--stride", &stride.to_string()])
+            .args(["--windows", &a.windows.to_string()])
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .context("--run-pytorch: could not start python3")?;
+        if !status.success() {
+            bail!(
+                "--run-pytorch: {} failed ({status}); install torch and transformers",
+                script.display()
+            );
+        }
+        out
+    } else if let Some(p) = &a.pytorch {
+        p.clone()
+    } else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let tps = v["tokens_per_s"].as_f64().with_context(|| {
+        format!(
+            "{}: no `tokens_per_s` (write it with scripts/bench_pytorch_ppl.py)",
+            path.display()
+        )
+    })?;
+    for (key, ours) in [("ctx", a.ctx), ("stride", stride), ("threads", threads)] {
+        if v[key].as_u64() != Some(ours as u64) {
+            println!(
+                "note: PyTorch ran with {key} = {}, this run uses {ours}",
+                v[key]
+            );
+        }
+    }
+    let source = format!(
+        "{}, torch {}, transformers {}, {} threads, {}",
+        if a.run_pytorch {
+            "measured in this run".to_string()
+        } else {
+            path.display().to_string()
+        },
+        v["torch"].as_str().unwrap_or("?"),
+        v["transformers"].as_str().unwrap_or("?"),
+        v["threads"],
+        v["date"].as_str().unwrap_or("?")
+    );
+    Ok(Some((tps, source)))
+}
