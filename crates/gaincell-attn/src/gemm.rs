@@ -102,6 +102,43 @@ pub fn matmul_ab(dst: &mut [f32], dst_stride: usize, a: Mat, b: Mat, accumulate:
     }
 }
 
+/// `dst[m × n] = (accumulate ? dst : 0) + aᵀ · b`, with `a` k × m and `b` k × n (the backward's weight gradients).
+pub fn matmul_atb(dst: &mut [f32], dst_stride: usize, a: Mat, b: Mat, accumulate: bool) {
+    let (m, n, k) = (a.cols, b.cols, a.rows);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert!(
+        m == 0 || (m - 1) * dst_stride + n <= dst.len(),
+        "destination out of bounds"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: as in `matmul_abt`; aᵀ is `a` read with its row and column strides swapped.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_stride as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.stride as isize,
+            1,
+            b.data.as_ptr(),
+            1,
+            b.stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +173,21 @@ mod tests {
             for j in 0..2 {
                 let want: f32 = 1.0 + (0..4).map(|k| a[i * 4 + k] * b[k * 2 + j]).sum::<f32>();
                 assert!((c2[i * 2 + j] - want).abs() < 1e-5);
+            }
+        }
+        // aᵀ·b with a 3 × 4 (so aᵀ is 4 × 3) and b 3 × 2 (the first 6 of b).
+        let mut c3 = vec![0.0f32; 8];
+        matmul_atb(
+            &mut c3,
+            2,
+            Mat::new(&a, 3, 4, 4),
+            Mat::new(&b, 3, 2, 2),
+            false,
+        );
+        for i in 0..4 {
+            for j in 0..2 {
+                let want: f32 = (0..3).map(|k| a[k * 4 + i] * b[k * 2 + j]).sum();
+                assert!((c3[i * 2 + j] - want).abs() < 1e-5);
             }
         }
     }

@@ -5,10 +5,12 @@
 //!   exact per-sub-tile readout, leakage by age and the window's ring-buffer wrap.
 //! - [`KvArray`]: the same attention in *incremental form*: one pair of arrays per head, written one column per
 //!   token, answering one query at a time (generation).
+//! - [`backward`]: the training gradient of the gain-cell attention (the linear surrogate of SPEC §2).
 //! - [`reference`]: slow, obviously-correct f64 loops that transcribe the spec, used by the tests.
 //!
 //! Kernels take physical quantities (after the per-head affine scaling), never read files and never print.
 
+pub mod backward;
 pub mod exp;
 pub mod gain_cell;
 mod gemm;
@@ -17,6 +19,7 @@ mod params;
 pub mod reference;
 pub mod softmax;
 
+pub use backward::{gain_cell_backward, Gradients};
 pub use gain_cell::{gain_cell_forward, Probes};
 pub use kv_array::KvArray;
 pub use params::{GainCellParams, Shape};
