@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape as CShape, Tensor};
-use gaincell_attn::{gain_cell_forward, softmax_forward, GainCellParams, Shape};
+use gaincell_attn::{
+    gain_cell_backward, gain_cell_forward, softmax_forward, GainCellParams, Shape,
+};
 use gaincell_chip::ChipConfig;
 
 use crate::error::{ModelError, Result};
@@ -42,15 +44,53 @@ impl Attention {
         matches!(self, Attention::GainCell { .. })
     }
 
-    /// Attention of `[B, H, T, D]` q, k, v (physical units for a chip) → `[B, H, T, D]`.
+    /// Attention of `[B, H, T, D]` q, k, v (physical units for a chip) → `[B, H, T, D]`. Differentiable: softmax
+    /// by its exact gradient, a gain-cell chip by the linear surrogate of SPEC §2.
     pub fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
         let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
-        Ok(q.apply_op3_no_bwd(&k, &v, &KernelOp(self.clone()))?)
+        Ok(q.apply_op3(&k, &v, KernelOp(self.clone()))?)
     }
 }
 
-/// The kernels as a candle op (forward only; training adds its backward).
+/// The kernels as a candle op, with their backward.
 struct KernelOp(Attention);
+
+/// The whole f32 contents of a contiguous CPU tensor (copied: the backward's inputs are small next to its work).
+fn values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.contiguous()?.flatten_all()?.to_vec1::<f32>()
+}
+
+/// Softmax attention's gradient from its definition with candle ops: P = softmax(QKᵀ/√D + mask),
+/// dV = Pᵀ·dO, dS = P ⊙ (dO·Vᵀ − rowsum(P ⊙ dO·Vᵀ)), dQ = dS·K/√D, dK = dSᵀ·Q/√D.
+fn softmax_backward(
+    window: usize,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    g: &Tensor,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let (_, _, t, d) = q.dims4()?;
+    let scale = 1.0 / (d as f64).sqrt();
+    let mask: Vec<f32> = (0..t * t)
+        .map(|i| {
+            let (r, c) = (i / t, i % t);
+            if c > r || (window > 0 && r - c >= window) {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mask = Tensor::from_vec(mask, (t, t), q.device())?;
+    let s = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
+    let p = candle_nn::ops::softmax_last_dim(&s)?;
+    let dv = p.t()?.matmul(g)?;
+    let dp = g.matmul(&v.t()?)?;
+    let ds = (&p * dp.broadcast_sub(&(&p * &dp)?.sum_keepdim(3)?)?)?;
+    let dq = (ds.matmul(k)? * scale)?;
+    let dk = (ds.t()?.matmul(q)? * scale)?;
+    Ok((dq, dk, dv))
+}
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(data) = s else {
@@ -102,6 +142,37 @@ impl CustomOp3 for KernelOp {
         };
         done.map_err(candle_core::Error::wrap)?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        match &self.0 {
+            Attention::Softmax { window } => {
+                let (dq, dk, dv) = softmax_backward(*window, q, k, v, &grad.contiguous()?)?;
+                Ok((Some(dq), Some(dk), Some(dv)))
+            }
+            Attention::GainCell { params } => {
+                let (b, h, t, d) = q.dims4()?;
+                let g = gain_cell_backward(
+                    params,
+                    Shape::new(b * h, t, d),
+                    &values(q)?,
+                    &values(k)?,
+                    &values(v)?,
+                    &values(grad)?,
+                )
+                .map_err(candle_core::Error::wrap)?;
+                let dims = q.dims();
+                let back = |x: Vec<f32>| Tensor::from_vec(x, dims, q.device()).map(Some);
+                Ok((back(g.q)?, back(g.k)?, back(g.v)?))
+            }
+        }
     }
 }
 

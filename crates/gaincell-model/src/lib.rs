@@ -25,6 +25,6 @@ pub use attention::{Attention, Scalers};
 pub use config::Gpt2Config;
 pub use decode::{Decoder, Sampler};
 pub use error::ModelError;
-pub use model::Gpt2;
+pub use model::{Gpt2, Site};
 pub use ppl::{perplexity, PplOptions, PplResult};
 pub use tokenizer::{train_bpe, Tokenizer};

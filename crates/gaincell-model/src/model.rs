@@ -87,6 +87,28 @@ fn normal_vec(n: usize, std: f64, seed: u64, index: u64) -> Vec<f32> {
     out
 }
 
+/// Where a head's values are probed: its scaled query, key, value, or output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Site {
+    Q,
+    K,
+    V,
+    O,
+}
+
+impl Site {
+    pub const ALL: [Site; 4] = [Site::Q, Site::K, Site::V, Site::O];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Site::Q => "q",
+            Site::K => "k",
+            Site::V => "v",
+            Site::O => "o",
+        }
+    }
+}
+
 /// GPT-2 with its attention on a chip.
 #[derive(Debug, Clone)]
 pub struct Gpt2 {
@@ -253,8 +275,22 @@ impl Gpt2 {
     /// The final hidden states `[B, T, C]` (after `ln_f`) for token ids `[B, T]` (u32), all positions at once (the
     /// parallel form): what [`Gpt2::head`] turns into logits, for callers that need only some positions' logits.
     pub fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
+        self.hidden_probed(ids, &mut |_, _, _| Ok(()))
+    }
+
+    /// [`Gpt2::hidden`], showing `probe(layer, site, x)` each head's scaled q', k', v' (after the affine scaling,
+    /// before the chip's clamp) and scaled output o', all `[B, H, T, D]`: what training's statistics and the
+    /// adaptation measure. Only gain-cell layers (the ones with scalers) are probed.
+    pub fn hidden_probed(
+        &self,
+        ids: &Tensor,
+        probe: &mut dyn FnMut(usize, Site, &Tensor) -> Result<()>,
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        self.check_ids(&ids.flatten_all()?.to_vec1::<u32>()?, 0)?;
+        // Each of the B rows is a sequence from position 0: check the ids of one row's length at a time.
+        for row in ids.flatten_all()?.to_vec1::<u32>()?.chunks(t.max(1)) {
+            self.check_ids(row, 0)?;
+        }
         let c = &self.config;
         let (h, d) = (c.n_head, c.head_dim());
         let pos = self.wpe.narrow(0, 0, t)?;
@@ -263,7 +299,7 @@ impl Gpt2 {
             .embedding(&ids.flatten_all()?)?
             .reshape((b, t, c.n_embd))?
             .broadcast_add(&pos)?;
-        for block in &self.blocks {
+        for (l, block) in self.blocks.iter().enumerate() {
             let a = self.layer_norm(&x, &block.ln_1)?;
             let qkv = block.c_attn.forward(&a)?; // [B, T, 3C]
             let split = |i: usize| -> Result<Tensor> {
@@ -276,10 +312,14 @@ impl Gpt2 {
             let (mut q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
             if let Some(s) = &block.scalers {
                 (q, k, v) = (s.q.apply(&q)?, s.k.apply(&k)?, s.v.apply(&v)?);
+                probe(l, Site::Q, &q)?;
+                probe(l, Site::K, &k)?;
+                probe(l, Site::V, &v)?;
             }
             let mut y = self.attention.forward(&q, &k, &v)?;
             if let Some(s) = &block.scalers {
                 y = s.o.apply(&y)?;
+                probe(l, Site::O, &y)?;
             }
             let y = y.transpose(1, 2)?.reshape((b, t, c.n_embd))?;
             x = (x + block.c_proj.forward(&y)?)?;
@@ -307,12 +347,7 @@ impl Gpt2 {
     }
 
     pub(crate) fn layer_norm(&self, x: &Tensor, ln: &LayerNorm) -> Result<Tensor> {
-        Ok(candle_nn::ops::layer_norm(
-            x,
-            &ln.w,
-            &ln.b,
-            self.config.layer_norm_epsilon as f32,
-        )?)
+        crate::ops::layer_norm(x, &ln.w, &ln.b, self.config.layer_norm_epsilon as f32)
     }
 
     /// Every tensor under its HF name (no prefix), scalers as `h.{l}.attn.scaler.{q,k,v,o}.{a,b}`.
@@ -348,6 +383,56 @@ impl Gpt2 {
         v.push(("ln_f.weight".into(), self.ln_f.w.clone()));
         v.push(("ln_f.bias".into(), self.ln_f.b.clone()));
         v
+    }
+
+    /// Every tensor, mutable, in the order and under the names of [`Gpt2::named_tensors`].
+    pub fn tensors_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+        let mut v: Vec<(String, &mut Tensor)> = vec![
+            ("wte.weight".to_string(), &mut self.wte),
+            ("wpe.weight".to_string(), &mut self.wpe),
+        ];
+        for (l, b) in self.blocks.iter_mut().enumerate() {
+            let p = |n: &str| format!("h.{l}.{n}");
+            v.push((p("ln_1.weight"), &mut b.ln_1.w));
+            v.push((p("ln_1.bias"), &mut b.ln_1.b));
+            v.push((p("attn.c_attn.weight"), &mut b.c_attn.w));
+            v.push((p("attn.c_attn.bias"), &mut b.c_attn.b));
+            v.push((p("attn.c_proj.weight"), &mut b.c_proj.w));
+            v.push((p("attn.c_proj.bias"), &mut b.c_proj.b));
+            v.push((p("ln_2.weight"), &mut b.ln_2.w));
+            v.push((p("ln_2.bias"), &mut b.ln_2.b));
+            v.push((p("mlp.c_fc.weight"), &mut b.c_fc.w));
+            v.push((p("mlp.c_fc.bias"), &mut b.c_fc.b));
+            v.push((p("mlp.c_proj.weight"), &mut b.mlp_proj.w));
+            v.push((p("mlp.c_proj.bias"), &mut b.mlp_proj.b));
+            if let Some(s) = &mut b.scalers {
+                for (n, a) in [
+                    ("q", &mut s.q),
+                    ("k", &mut s.k),
+                    ("v", &mut s.v),
+                    ("o", &mut s.o),
+                ] {
+                    v.push((p(&format!("attn.scaler.{n}.a")), &mut a.a));
+                    v.push((p(&format!("attn.scaler.{n}.b")), &mut a.b));
+                }
+            }
+        }
+        v.push(("ln_f.weight".into(), &mut self.ln_f.w));
+        v.push(("ln_f.bias".into(), &mut self.ln_f.b));
+        v
+    }
+
+    /// A copy of the model whose every tensor is a fresh trainable [`Var`](candle_core::Var), with the vars by
+    /// name: gradients of a loss computed with the copy land on them, and updating a var updates the copy.
+    pub fn trainable(&self) -> Result<(Gpt2, Vec<(String, candle_core::Var)>)> {
+        let mut m = self.clone();
+        let mut vars = Vec::new();
+        for (name, t) in m.tensors_mut() {
+            let var = candle_core::Var::from_tensor(&t.copy()?)?;
+            *t = var.as_tensor().clone();
+            vars.push((name, var));
+        }
+        Ok((m, vars))
     }
 
     /// Log-probabilities `[B, T, V]` from logits.

@@ -2,7 +2,7 @@
 //! its log-softmax makes five passes over a `[T, 50257]` matrix; together they cost as much as a third of the
 //! GEMMs. Each op here is one vectorised pass on all cores, with its own backward where training needs one.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use gaincell_attn::exp::exp1;
 use rayon::prelude::*;
 
@@ -139,6 +139,153 @@ impl CustomOp2 for GeluBackward {
 /// GPT-2's GELU on an f32 tensor, one fused pass (with backward).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     Ok(x.contiguous()?.apply_op1(Gelu)?)
+}
+
+/// Mean and 1/σ of one row (σ² the biased variance + eps, as `torch.nn.LayerNorm`), in f64 for stability.
+#[inline]
+fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    (mean as f32, (1.0 / (var + eps as f64).sqrt()) as f32)
+}
+
+struct LayerNormOp {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?, f32_slice(s3, l3)?);
+        let c = w.len();
+        if b.len() != c || c == 0 || x.len() % c != 0 {
+            candle_core::bail!(
+                "layer norm: {} values, weight {}, bias {}",
+                x.len(),
+                c,
+                b.len()
+            );
+        }
+        let mut y = vec![0.0f32; x.len()];
+        y.par_chunks_mut(c).zip(x.par_chunks(c)).for_each(|(y, x)| {
+            let (mean, rstd) = row_stats(x, self.eps);
+            for i in 0..c {
+                y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+            }
+        });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let c = w.dim(0)?;
+        let rows = x.elem_count() / c;
+        let gx = x.apply_op3_no_bwd(w, &grad, &LayerNormGradInput { eps: self.eps })?;
+        let xhat = x.apply_op1_no_bwd(&Normalize { eps: self.eps })?;
+        let g2 = grad.reshape((rows, c))?;
+        let gw = (g2.clone() * xhat.reshape((rows, c))?)?.sum(0)?;
+        let gb = g2.sum(0)?;
+        Ok((Some(gx), Some(gw), Some(gb)))
+    }
+}
+
+/// `x̂ = (x − μ)/σ` per row (the layer norm's weight gradient needs it).
+struct Normalize {
+    eps: f32,
+}
+
+impl CustomOp1 for Normalize {
+    fn name(&self) -> &'static str {
+        "layer-norm-normalize"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l)?;
+        let c = *l.shape().dims().last().unwrap_or(&1);
+        let mut y = vec![0.0f32; x.len()];
+        y.par_chunks_mut(c.max(1))
+            .zip(x.par_chunks(c.max(1)))
+            .for_each(|(y, x)| {
+                let (mean, rstd) = row_stats(x, self.eps);
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = (x - mean) * rstd;
+                }
+            });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+}
+
+/// `∂L/∂x = (1/σ)·(g·w − mean(g·w) − x̂·mean(g·w·x̂))` per row, from x, the weight and the upstream gradient.
+struct LayerNormGradInput {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormGradInput {
+    fn name(&self) -> &'static str {
+        "layer-norm-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, w, g) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?, f32_slice(s3, l3)?);
+        let c = w.len();
+        if g.len() != x.len() || c == 0 || x.len() % c != 0 {
+            candle_core::bail!(
+                "layer norm backward: {} values, {} gradients, width {c}",
+                x.len(),
+                g.len()
+            );
+        }
+        let mut out = vec![0.0f32; x.len()];
+        out.par_chunks_mut(c)
+            .zip(x.par_chunks(c).zip(g.par_chunks(c)))
+            .for_each(|(o, (x, g))| {
+                let (mean, rstd) = row_stats(x, self.eps);
+                let (mut a, mut bsum) = (0.0f64, 0.0f64);
+                for i in 0..c {
+                    let gw = (g[i] * w[i]) as f64;
+                    a += gw;
+                    bsum += gw * ((x[i] - mean) * rstd) as f64;
+                }
+                let (a, bsum) = ((a / c as f64) as f32, (bsum / c as f64) as f32);
+                for i in 0..c {
+                    let xhat = (x[i] - mean) * rstd;
+                    o[i] = rstd * (g[i] * w[i] - a - xhat * bsum);
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// Layer norm over the last dimension (`torch.nn.LayerNorm` semantics), one fused pass, with backward.
+pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor> {
+    Ok(x.contiguous()?.apply_op3(w, b, LayerNormOp { eps })?)
 }
 
 /// `log p(target_r | row r)` for every row of `logits` (`rows × vocab`, row-major): the log-softmax evaluated only
@@ -279,5 +426,76 @@ mod tests {
         }
         assert!(target_log_probs(&logits, vocab, &[0, 1, 2, 3, 1003]).is_err());
         assert!(target_log_probs(&logits, vocab, &[0, 1]).is_err());
+    }
+
+    #[test]
+    fn layer_norm_forward_and_gradients_match_candle_composed_ops() {
+        let (rows, c) = (6, 37);
+        let dev = Device::Cpu;
+        let xs: Vec<f32> = (0..rows * c)
+            .map(|i| ((i * 37) % 101) as f32 * 0.07 - 3.0)
+            .collect();
+        let x = Var::new(xs.as_slice(), &dev).unwrap();
+        let x2 = x.as_tensor().reshape((rows, c)).unwrap();
+        let w = Var::new(
+            (0..c)
+                .map(|i| 0.5 + i as f32 * 0.03)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            &dev,
+        )
+        .unwrap();
+        let b = Var::new(
+            (0..c)
+                .map(|i| i as f32 * -0.01)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            &dev,
+        )
+        .unwrap();
+        let up = Tensor::new(
+            (0..rows * c)
+                .map(|i| ((i * 13) % 17) as f32 - 8.0)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            &dev,
+        )
+        .unwrap()
+        .reshape((rows, c))
+        .unwrap();
+        let fused = layer_norm(&x2, w.as_tensor(), b.as_tensor(), 1e-5).unwrap();
+        let slow =
+            candle_nn::ops::layer_norm_slow(&x2, w.as_tensor(), b.as_tensor(), 1e-5).unwrap();
+        let diff = (&fused - &slow)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "forward differs by {diff}");
+        let gf = (fused * &up)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gs = (slow * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &w, &b] {
+            let (a, e) = (
+                gf.get(v.as_tensor()).unwrap(),
+                gs.get(v.as_tensor()).unwrap(),
+            );
+            let d = (a - e)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(d < 1e-4, "gradient differs by {d}");
+        }
     }
 }
