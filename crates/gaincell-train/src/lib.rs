@@ -1,0 +1,16 @@
+//! Hardware-aware training of GPT-2 on gain-cell chips (SPEC §2 surrogate gradients, §3 mapping pipeline).
+//!
+//! - [`data`]: text → token shards (memory-mapped), and reproducible random windows;
+//! - [`optim`]: AdamW (decay on matrices only), gradient clipping, warm-up + cosine schedule, saveable moments;
+//! - [`trainer`]: the loop, validation, metrics (JSON lines), atomic checkpoints and bit-for-bit resume;
+//! - [`stats`]: per-head statistics of the scaled q, k, v and head outputs (the adaptation's targets);
+//! - [`adapt`]: the statistics-matching adaptation of a linear model onto the nonlinear cell.
+
+pub mod adapt;
+pub mod data;
+mod error;
+pub mod optim;
+pub mod stats;
+pub mod trainer;
+
+pub use error::{Result, TrainError};

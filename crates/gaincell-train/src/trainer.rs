@@ -1,0 +1,485 @@
+//! The training loop: a run described by a TOML file, gradient accumulation, AdamW, periodic validation, metrics
+//! as JSON lines, atomic checkpoints, and `resume` that continues bit for bit (model, moments, step; the data
+//! position is a function of the step and the seed, and nothing else is random).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use gaincell_chip::ChipConfig;
+use gaincell_model::{checkpoint, Gpt2, Gpt2Config};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{write_atomic, Shards, Split};
+use crate::error::{Result, TrainError};
+use crate::optim::{AdamW, AdamWConfig};
+use crate::stats::{HeadStats, Recorder};
+
+/// A training run (`gaincell train --config run.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub model: ModelSpec,
+    /// A preset name, a chip TOML file, or an inline table (e.g. `{ base = "paper-linear", geometry = { window = 128 } }`).
+    pub chip: toml::Value,
+    pub data: DataSpec,
+    pub train: TrainSpec,
+    #[serde(default)]
+    pub optim: AdamWConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Start from this checkpoint (ours or HF); otherwise a fresh model of the shape below.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+    #[serde(default = "d_layers")]
+    pub n_layer: usize,
+    #[serde(default = "d_heads")]
+    pub n_head: usize,
+    #[serde(default = "d_embd")]
+    pub n_embd: usize,
+    /// Positions of a fresh model (≥ the training context).
+    #[serde(default = "d_positions")]
+    pub n_positions: usize,
+}
+
+fn d_layers() -> usize {
+    4
+}
+fn d_heads() -> usize {
+    4
+}
+fn d_embd() -> usize {
+    256
+}
+fn d_positions() -> usize {
+    256
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// A folder written by `gaincell data prepare`.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Where checkpoints and metrics go.
+    pub out: PathBuf,
+    pub steps: usize,
+    /// Sequences per micro-batch.
+    pub batch: usize,
+    /// Micro-batches per optimiser step.
+    #[serde(default = "one")]
+    pub grad_accum: usize,
+    /// Tokens per training sequence.
+    pub ctx: usize,
+    #[serde(default)]
+    pub seed: u64,
+    /// Validate every this many steps (and at the end); 0: only at the end.
+    #[serde(default)]
+    pub eval_every: usize,
+    #[serde(default = "d_eval_batches")]
+    pub eval_batches: usize,
+    /// Checkpoint every this many steps (and at the end); 0: only at the end.
+    #[serde(default)]
+    pub checkpoint_every: usize,
+}
+
+fn one() -> usize {
+    1
+}
+fn d_eval_batches() -> usize {
+    8
+}
+
+impl RunConfig {
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
+        let de = toml::Deserializer::new(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            TrainError::Input(format!(
+                "{origin}: at `{}`: {}",
+                e.path(),
+                e.inner().message()
+            ))
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        let mut c = Self::from_toml_str(&text, &path.display().to_string())?;
+        // Relative paths in the file are relative to the file.
+        let base = path.parent().unwrap_or(Path::new(""));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut c.data.dir);
+        fix(&mut c.train.out);
+        if let Some(i) = &mut c.model.init {
+            fix(i);
+        }
+        if let toml::Value::String(s) = &mut c.chip {
+            if s.ends_with(".toml") && Path::new(s.as_str()).is_relative() {
+                *s = base.join(&*s).display().to_string();
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn chip(&self) -> Result<ChipConfig> {
+        chip_from_value(&self.chip)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let t = &self.train;
+        if t.steps == 0 || t.batch == 0 || t.grad_accum == 0 || t.ctx < 2 {
+            return Err(TrainError::Input(format!(
+                "[train]: steps, batch and grad_accum must be ≥ 1 and ctx ≥ 2 (got steps {}, batch {}, grad_accum {}, ctx {})",
+                t.steps, t.batch, t.grad_accum, t.ctx
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A chip from a preset name, a file, or an inline TOML table.
+pub fn chip_from_value(v: &toml::Value) -> Result<ChipConfig> {
+    Ok(match v {
+        toml::Value::String(s) => ChipConfig::load(s)?,
+        toml::Value::Table(t) => {
+            ChipConfig::from_toml_str(&toml::to_string(t).expect("toml"), "inline chip")?
+        }
+        other => {
+            return Err(TrainError::Input(format!(
+                "chip = {other}: give a preset name, a chip file, or a table"
+            )))
+        }
+    })
+}
+
+/// What the loop reports as it goes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    Step {
+        step: usize,
+        loss: f64,
+        lr: f64,
+        grad_norm: f64,
+        tokens: u64,
+        tokens_per_s: f64,
+    },
+    Eval {
+        step: usize,
+        val_loss: f64,
+    },
+}
+
+/// Trainer state saved with each checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    step: usize,
+    tokens: u64,
+    stats: Option<HeadStats>,
+    config: RunConfig,
+}
+
+pub const CHECKPOINT: &str = "checkpoint";
+pub const METRICS: &str = "metrics.jsonl";
+
+/// The outcome of [`train`].
+pub struct Outcome {
+    pub model: Gpt2,
+    pub steps: usize,
+    pub final_val_loss: f64,
+    pub stats: Option<HeadStats>,
+    pub checkpoint: PathBuf,
+}
+
+/// Mean cross-entropy (nats) of next-token prediction on `x → y` (`rows × ctx`).
+pub fn batch_loss(model: &Gpt2, x: &[u32], y: &[u32], rows: usize, ctx: usize) -> Result<Tensor> {
+    let xs = Tensor::from_slice(x, (rows, ctx), &Device::Cpu)?;
+    let ys = Tensor::from_slice(y, rows * ctx, &Device::Cpu)?;
+    let logits = model
+        .forward(&xs)?
+        .reshape((rows * ctx, model.config.vocab_size))?;
+    Ok(candle_nn::loss::cross_entropy(&logits, &ys)?)
+}
+
+/// Mean validation loss over `batches` fixed batches (the same ones at every evaluation).
+pub fn validation_loss(
+    model: &Gpt2,
+    shards: &Shards,
+    rows: usize,
+    ctx: usize,
+    batches: usize,
+    seed: u64,
+) -> Result<f64> {
+    let mut sum = 0.0;
+    for i in 0..batches {
+        let (x, y) = shards.batch(
+            Split::Val,
+            rows,
+            ctx,
+            seed ^ 0x5eed_0000_0000_0001,
+            i as u64,
+        )?;
+        sum += batch_loss(model, &x, &y, rows, ctx)?.to_scalar::<f32>()? as f64;
+    }
+    Ok(sum / batches.max(1) as f64)
+}
+
+/// Run (or, with `resume`, continue) the training a config describes. `on_event` sees every step and evaluation.
+pub fn train(
+    config: &RunConfig,
+    resume: bool,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Outcome> {
+    config.validate()?;
+    let t = &config.train;
+    let out = &t.out;
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    let shards = Shards::open(&config.data.dir)?;
+    let chip = config.chip()?;
+    let ckpt_dir = latest_checkpoint(out);
+
+    let (model, state) = match (&ckpt_dir, resume) {
+        (Some(dir), true) => {
+            let state: State = serde_json::from_str(
+                &std::fs::read_to_string(dir.join("state.json")).map_err(|e| TrainError::io(&dir.join("state.json"), e))?,
+            )
+            .map_err(|e| TrainError::Input(format!("{}: {e}; the checkpoint is damaged", dir.display())))?;
+            if state.config.train.ctx != t.ctx || state.config.train.batch != t.batch || state.config.train.seed != t.seed {
+                return Err(TrainError::Input(format!(
+                    "{}: the checkpoint was made with another batch/ctx/seed; resume with the config that started it",
+                    dir.display()
+                )));
+            }
+            (checkpoint::load(dir, Some(chip.clone()))?, state)
+        }
+        (None, true) => {
+            return Err(TrainError::Input(format!(
+                "--resume: no checkpoint in {} to resume from",
+                out.display()
+            )))
+        }
+        (Some(_), false) => {
+            return Err(TrainError::Input(format!(
+                "{} already holds a checkpoint: pass --resume to continue it, or choose another [train] out",
+                out.display()
+            )))
+        }
+        (None, false) => {
+            let model = match &config.model.init {
+                Some(init) => checkpoint::load(&checkpoint::resolve(&init.display().to_string())?, Some(chip.clone()))?,
+                None => {
+                    let mc = Gpt2Config {
+                        vocab_size: shards.meta.vocab_size,
+                        n_positions: config.model.n_positions.max(t.ctx),
+                        n_embd: config.model.n_embd,
+                        n_layer: config.model.n_layer,
+                        n_head: config.model.n_head,
+                        layer_norm_epsilon: 1e-5,
+                    };
+                    Gpt2::random(mc, chip.clone(), t.seed)?
+                }
+            };
+            (model, State { step: 0, tokens: 0, stats: None, config: config.clone() })
+        }
+    };
+    if model.config.vocab_size < shards.meta.vocab_size {
+        return Err(TrainError::Input(format!(
+            "the model's vocabulary ({}) is smaller than the data's ({}): prepare the data with the model's tokenizer",
+            model.config.vocab_size, shards.meta.vocab_size
+        )));
+    }
+    if t.ctx > model.config.n_positions {
+        return Err(TrainError::Input(format!(
+            "[train] ctx {} exceeds the model's {} positions",
+            t.ctx, model.config.n_positions
+        )));
+    }
+    let (model, vars) = model.trainable()?;
+    let mut opt = AdamW::new(&vars, config.optim.clone())?;
+    if let (Some(dir), true) = (&ckpt_dir, resume) {
+        opt.load(&dir.join("optimizer.safetensors"), state.step)?;
+    }
+    truncate_metrics(&out.join(METRICS), state.step)?;
+    let record_stats = model.attention.is_gain_cell();
+    let mut stats = state.stats.clone();
+    let mut tokens = state.tokens;
+    let mut step = state.step;
+    let started = Instant::now();
+    let tokens_at_start = tokens;
+    let mut final_val = f64::NAN;
+    while step < t.steps {
+        // One optimiser step: grad_accum micro-batches, each loss scaled so the gradients average.
+        let mut loss_sum = 0.0f64;
+        let mut grads: Option<candle_core::backprop::GradStore> = None;
+        let mut recorder = Recorder::new(model.config.n_layer);
+        for micro in 0..t.grad_accum {
+            let index = (step * t.grad_accum + micro) as u64;
+            let (x, y) = shards.batch(Split::Train, t.batch, t.ctx, t.seed, index)?;
+            let xs = Tensor::from_slice(&x, (t.batch, t.ctx), &Device::Cpu)?;
+            let ys = Tensor::from_slice(&y, t.batch * t.ctx, &Device::Cpu)?;
+            let hidden = if record_stats && micro == 0 {
+                model.hidden_probed(&xs, &mut |l, s, x| recorder.record(l, s, x))?
+            } else {
+                model.hidden(&xs)?
+            };
+            let logits = model
+                .head(&hidden)?
+                .reshape((t.batch * t.ctx, model.config.vocab_size))?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            let g = (loss / t.grad_accum as f64)?.backward()?;
+            grads = Some(match grads {
+                None => g,
+                Some(mut acc) => {
+                    for (_, var) in &vars {
+                        if let Some(new) = g.get(var.as_tensor()) {
+                            let sum = match acc.get(var.as_tensor()) {
+                                Some(old) => (old + new)?,
+                                None => new.clone(),
+                            };
+                            acc.insert(var.as_tensor(), sum);
+                        }
+                    }
+                    acc
+                }
+            });
+        }
+        let (lr, grad_norm) = opt.step(grads.as_ref().expect("grad_accum ≥ 1"))?;
+        if record_stats {
+            stats
+                .get_or_insert_with(HeadStats::default)
+                .ema(&recorder.stats, 0.1);
+        }
+        step += 1;
+        tokens += (t.batch * t.grad_accum * t.ctx) as u64;
+        let loss = loss_sum / t.grad_accum as f64;
+        if !loss.is_finite() {
+            return Err(TrainError::Input(format!(
+                "loss is {loss} at step {step}: lower the learning rate (the last checkpoint is intact)"
+            )));
+        }
+        let ev = Event::Step {
+            step,
+            loss,
+            lr,
+            grad_norm,
+            tokens,
+            tokens_per_s: (tokens - tokens_at_start) as f64 / started.elapsed().as_secs_f64(),
+        };
+        append_metric(&out.join(METRICS), &ev)?;
+        on_event(&ev);
+        let last = step == t.steps;
+        if last || (t.eval_every > 0 && step % t.eval_every == 0) {
+            let v = validation_loss(&model, &shards, t.batch, t.ctx, t.eval_batches, t.seed)?;
+            final_val = v;
+            let ev = Event::Eval { step, val_loss: v };
+            append_metric(&out.join(METRICS), &ev)?;
+            on_event(&ev);
+        }
+        if last || (t.checkpoint_every > 0 && step % t.checkpoint_every == 0) {
+            let state = State {
+                step,
+                tokens,
+                stats: stats.clone(),
+                config: config.clone(),
+            };
+            save_checkpoint(out, &model, &opt, &state)?;
+        }
+    }
+    Ok(Outcome {
+        model,
+        steps: step,
+        final_val_loss: final_val,
+        stats,
+        checkpoint: out.join(CHECKPOINT),
+    })
+}
+
+/// `out/checkpoint`, or `out/checkpoint.old` when a crash came between the two renames of a save.
+pub fn latest_checkpoint(out: &Path) -> Option<PathBuf> {
+    [CHECKPOINT, "checkpoint.old"]
+        .iter()
+        .map(|n| out.join(n))
+        .find(|d| d.join("state.json").is_file())
+}
+
+/// Write the checkpoint into `checkpoint.tmp`, then swap it in by renames: a kill at any moment leaves a
+/// complete checkpoint (the new one or the previous one).
+fn save_checkpoint(out: &Path, model: &Gpt2, opt: &AdamW, state: &State) -> Result<()> {
+    let tmp = out.join("checkpoint.tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    }
+    let extra = serde_json::json!({
+        "step": state.step,
+        "tokens": state.tokens,
+        "statistics": state.stats,
+    });
+    checkpoint::save(model, &tmp, extra)?;
+    opt.save(&tmp.join("optimizer.safetensors"))?;
+    write_atomic(
+        &tmp.join("state.json"),
+        serde_json::to_string_pretty(state)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    let (cur, old) = (out.join(CHECKPOINT), out.join("checkpoint.old"));
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
+    }
+    if cur.exists() {
+        std::fs::rename(&cur, &old).map_err(|e| TrainError::io(&cur, e))?;
+    }
+    std::fs::rename(&tmp, &cur).map_err(|e| TrainError::io(&tmp, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
+    }
+    Ok(())
+}
+
+fn append_metric(path: &Path, ev: &Event) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| TrainError::io(path, e))?;
+    writeln!(f, "{}", serde_json::to_string(ev).expect("json")).map_err(|e| TrainError::io(path, e))
+}
+
+/// Keep only the metric lines of steps ≤ `step` (a resumed run rewrites what came after its checkpoint).
+fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| match serde_json::from_str::<Event>(l) {
+            Ok(Event::Step { step: s, .. }) | Ok(Event::Eval { step: s, .. }) => s <= step,
+            Err(_) => false, // a line cut by a kill
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write_atomic(path, kept.as_bytes())
+}
+
+/// Read a run's metrics back.
+pub fn read_metrics(out: &Path) -> Result<Vec<Event>> {
+    let path = out.join(METRICS);
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
