@@ -34,6 +34,13 @@ enum Command {
     /// Tokenizers: train a small byte-level BPE on a corpus, or show how one splits a text.
     #[command(subcommand)]
     Tokenizer(commands::tokenizer::TokenizerCommand),
+    /// Training data: tokenise a corpus into token shards.
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
+    /// Train a model on a chip (hardware-aware, surrogate gradients), resumable.
+    Train(commands::train::TrainArgs),
+    /// Adapt a linear-chip checkpoint onto the nonlinear cell by matching per-head statistics (SPEC §3).
+    Adapt(commands::adapt::AdaptArgs),
     /// Generate text token by token on the simulated arrays.
     Generate(commands::generate::GenerateArgs),
     /// Benchmarks that print their figure beside a reference measured in the same run.
@@ -68,6 +75,9 @@ fn main() -> ExitCode {
         Command::Eval(e) => commands::eval::run(e),
         Command::Generate(g) => commands::generate::run(g),
         Command::Tokenizer(t) => commands::tokenizer::run(t),
+        Command::Data(d) => commands::data::run(d),
+        Command::Train(t) => commands::train::run(t),
+        Command::Adapt(a) => commands::adapt::run(a),
         Command::Cost(c) => commands::cost::run(c),
         Command::Sweep(s) => commands::sweep::run(s),
     };

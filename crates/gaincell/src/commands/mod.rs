@@ -1,11 +1,14 @@
 //! One module per subcommand.
 
+pub mod adapt;
 pub mod attention;
 pub mod bench;
 pub mod bench_ppl;
 pub mod chip;
 pub mod cost;
+pub mod data;
 pub mod eval;
 pub mod generate;
 pub mod sweep;
 pub mod tokenizer;
+pub mod train;

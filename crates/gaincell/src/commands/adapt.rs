@@ -1,0 +1,105 @@
+//! `gaincell adapt`: the statistics-matching adaptation of a linear checkpoint onto a nonlinear chip (SPEC §3).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use gaincell_chip::ChipConfig;
+use gaincell_model::checkpoint;
+use gaincell_train::adapt::{adapt, AdaptOptions};
+use gaincell_train::data::{Shards, Split};
+use gaincell_train::stats::HeadStats;
+
+#[derive(Args)]
+pub struct AdaptArgs {
+    /// A checkpoint trained on a linear chip (its sidecar holds the target statistics).
+    #[arg(long)]
+    from: PathBuf,
+    /// The nonlinear chip to adapt to.
+    #[arg(long, default_value = "paper-nonlinear")]
+    chip: String,
+    /// A prepared data folder (`gaincell data prepare`); the fixed batch is drawn from its training split.
+    #[arg(long)]
+    data: PathBuf,
+    /// Where to write the adapted checkpoint.
+    #[arg(long)]
+    out: PathBuf,
+    /// Sequences in the fixed batch.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Tokens per sequence (default: the model's positions).
+    #[arg(long)]
+    ctx: Option<usize>,
+    #[arg(long, default_value_t = 100)]
+    max_iterations: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    eps: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// The target statistics a checkpoint's sidecar records (written by `gaincell train` on a gain-cell chip).
+pub fn target_stats(dir: &std::path::Path) -> Result<HeadStats> {
+    let path = dir.join(checkpoint::SIDECAR);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: not one of our checkpoints (no sidecar)", dir.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let stats = &v["extra"]["statistics"];
+    if stats.is_null() {
+        bail!(
+            "{}: no target statistics; they are recorded while `gaincell train` trains on a linear chip",
+            dir.display()
+        );
+    }
+    serde_json::from_value(stats.clone())
+        .with_context(|| format!("{}: bad statistics", path.display()))
+}
+
+pub fn run(a: AdaptArgs) -> Result<()> {
+    let targets = target_stats(&a.from)?;
+    let chip = ChipConfig::load(&a.chip)?;
+    let mut model = checkpoint::load(&a.from, Some(chip))?;
+    let shards = Shards::open(&a.data)?;
+    let ctx = a.ctx.unwrap_or(model.config.n_positions);
+    let (x, y) = shards.batch(Split::Train, a.batch, ctx, a.seed, u64::MAX)?;
+    println!("{}", super::chip::summary(&model.chip));
+    println!(
+        "adapting {} on one batch of {} × {ctx} tokens",
+        a.from.display(),
+        a.batch
+    );
+    println!(
+        "{:>5} {:>10} {:>7} {:>14} {:>14} {:>8}",
+        "iter", "loss", "α", "worst |Δμ|", "worst |Δσ|", "updated"
+    );
+    let opts = AdaptOptions {
+        max_iterations: a.max_iterations,
+        eps: a.eps,
+        ..Default::default()
+    };
+    let r = adapt(&mut model, &targets, &x, &y, a.batch, &opts, &mut |it| {
+        println!(
+            "{:>5} {:>10.4} {:>7.3} {:>14.2e} {:>14.2e} {:>8}",
+            it.iteration, it.loss, it.alpha, it.worst_mean_error, it.worst_std_error, it.updated
+        )
+    })?;
+    println!(
+        "loss {:.4} → {:.4} in {} iterations ({})",
+        r.loss_before,
+        r.loss_after,
+        r.iterations.len(),
+        if r.converged {
+            "all statistics within ε"
+        } else {
+            "stopped at the iteration limit"
+        }
+    );
+    checkpoint::save(
+        &model,
+        &a.out,
+        serde_json::json!({ "adapted_from": a.from.display().to_string(), "adaptation": r, "statistics": targets }),
+    )?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! `gaincell train --config run.toml [--resume]`: hardware-aware training with progress, metrics and checkpoints.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use gaincell_train::trainer::{self, Event, RunConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// The run: model, chip, data, [train] and [optim] sections (see configs/train-small.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// Continue from the run's last checkpoint, bit for bit as if never stopped.
+    #[arg(long)]
+    resume: bool,
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let config = RunConfig::load(&a.config)?;
+    let chip = config.chip()?;
+    println!("{}", super::chip::summary(&chip));
+    println!(
+        "training → {} ({} steps × {} × {} sequences of {} tokens{})",
+        config.train.out.display(),
+        config.train.steps,
+        config.train.grad_accum,
+        config.train.batch,
+        config.train.ctx,
+        if a.resume { ", resuming" } else { "" }
+    );
+    let bar = ProgressBar::new(config.train.steps as u64).with_style(
+        ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  ETA {eta}")
+            .expect("valid template"),
+    );
+    let outcome = trainer::train(&config, a.resume, &mut |ev| match ev {
+        Event::Step {
+            step,
+            loss,
+            lr,
+            tokens_per_s,
+            ..
+        } => {
+            bar.set_position(*step as u64);
+            bar.set_message(format!(
+                "loss {loss:.4}  lr {lr:.2e}  {tokens_per_s:.0} tok/s"
+            ));
+        }
+        Event::Eval { step, val_loss } => {
+            bar.println(format!("step {step}: validation loss {val_loss:.4}"))
+        }
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "done: {} steps, validation loss {:.4}; checkpoint {}",
+        outcome.steps,
+        outcome.final_val_loss,
+        outcome.checkpoint.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! `gaincell data prepare`, `train` (with a SIGKILL and `--resume`) and `adapt` from the outside, on a tiny model.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use gaincell_train::trainer::{read_metrics, Event};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gaincell"))
+}
+
+fn gaincell(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A small corpus with structure a model can learn, a 300-entry BPE, and its token shards.
+fn tiny_data(dir: &Path) -> PathBuf {
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let words = [
+        "the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "big", "red", "house",
+    ];
+    for f in 0..4 {
+        let text: String = (0..3000)
+            .map(|i| {
+                let w = words[(i * 7 + f * 3 + i / 13) % words.len()];
+                if i % 11 == 10 {
+                    format!("{w}.\n")
+                } else {
+                    format!("{w} ")
+                }
+            })
+            .collect();
+        std::fs::write(corpus.join(format!("book{f}.txt")), text).unwrap();
+    }
+    let tok = dir.join("tokenizer.json");
+    ok(gaincell(&[
+        "tokenizer",
+        "train",
+        "--input",
+        corpus.to_str().unwrap(),
+        "--vocab",
+        "300",
+        "--out",
+        tok.to_str().unwrap(),
+    ]));
+    let data = dir.join("data");
+    ok(gaincell(&[
+        "data",
+        "prepare",
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--input",
+        corpus.to_str().unwrap(),
+        "--val-fraction",
+        "0.25",
+        "--out",
+        data.to_str().unwrap(),
+    ]));
+    data
+}
+
+fn write_config(dir: &Path, name: &str, data: &Path, steps: usize, extra_model: &str) -> PathBuf {
+    let out = dir.join(name);
+    let cfg = format!(
+        r#"chip = {{ base = "paper-linear", geometry = {{ head_dim = 16, window = 16, tile_rows = 8 }} }}
+[model]
+n_layer = 2
+n_head = 2
+n_embd = 32
+n_positions = 32
+{extra_model}
+[data]
+dir = "{}"
+[train]
+out = "{}"
+steps = {steps}
+batch = 4
+ctx = 32
+seed = 7
+eval_every = 10
+eval_batches = 2
+checkpoint_every = 1
+[optim]
+lr = 3e-3
+min_lr = 3e-4
+warmup_steps = 5
+decay_steps = {steps}
+beta1 = 0.9
+beta2 = 0.95
+eps = 1e-8
+weight_decay = 0.1
+grad_clip = 1.0
+"#,
+        data.display(),
+        out.display()
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+/// The step events without their wall-clock rate.
+fn curve(out: &Path) -> Vec<(usize, f64, f64, f64, u64)> {
+    read_metrics(out)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Step {
+                step,
+                loss,
+                lr,
+                grad_norm,
+                tokens,
+                ..
+            } => Some((step, loss, lr, grad_norm, tokens)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn sigkill_then_resume_gives_the_uninterrupted_curve_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let steps = 150;
+    let a = write_config(tmp.path(), "a", &data, steps, "");
+    let b = write_config(tmp.path(), "b", &data, steps, "");
+    ok(gaincell(&["train", "--config", a.to_str().unwrap()]));
+
+    // Run b, killed with SIGKILL once it is well under way.
+    let mut child = bin()
+        .args(["train", "--config", b.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let metrics = tmp.path().join("b/metrics.jsonl");
+    loop {
+        let lines = std::fs::read_to_string(&metrics)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if lines >= 40 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running when killed"
+    );
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    let before = curve(&tmp.path().join("b"));
+    assert!(
+        before.len() < steps,
+        "killed mid-way ({} steps logged)",
+        before.len()
+    );
+
+    ok(gaincell(&[
+        "train",
+        "--config",
+        b.to_str().unwrap(),
+        "--resume",
+    ]));
+    let (ca, cb) = (curve(&tmp.path().join("a")), curve(&tmp.path().join("b")));
+    assert_eq!(ca.len(), steps);
+    assert_eq!(
+        ca, cb,
+        "the resumed curve differs from the uninterrupted one"
+    );
+    let weights = |run: &str| {
+        std::fs::read(tmp.path().join(run).join("checkpoint/model.safetensors")).unwrap()
+    };
+    assert!(weights("a") == weights("b"), "final weights differ");
+    // It learnt something: the structured corpus is far below the uniform 300-way loss (ln 300 ≈ 5.7).
+    assert!(
+        ca.last().unwrap().1 < 3.0,
+        "final training loss {}",
+        ca.last().unwrap().1
+    );
+
+    // A second run into a folder with a checkpoint refuses rather than overwriting it.
+    let again = gaincell(&["train", "--config", a.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+
+    // The linear run recorded target statistics: adaptation onto the nonlinear cell runs from its checkpoint.
+    let chip = tmp.path().join("nonlinear.toml");
+    std::fs::write(
+        &chip,
+        "base = \"paper-nonlinear\"\n[geometry]\nhead_dim = 16\nwindow = 16\ntile_rows = 8\n",
+    )
+    .unwrap();
+    let adapted = tmp.path().join("adapted");
+    let text = ok(gaincell(&[
+        "adapt",
+        "--from",
+        tmp.path().join("a/checkpoint").to_str().unwrap(),
+        "--chip",
+        chip.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        adapted.to_str().unwrap(),
+        "--batch",
+        "4",
+        "--max-iterations",
+        "15",
+    ]));
+    assert!(text.contains("loss"), "{text}");
+    assert!(adapted.join("model.safetensors").is_file());
+}
+
+#[test]
+fn bad_configs_and_data_are_one_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("bad.toml");
+    for (text, says) in [
+        ("chip = \"software\"\n[model]\n[data]\ndir = \"nowhere\"\n[train]\nout = \"o\"\nsteps = 1\nbatch = 1\nctx = 8\n", "not a prepared data folder"),
+        ("chip = \"software\"\n[model]\nn_layers = 3\n", "n_layers"),
+        ("chip = \"no-such-chip\"\n[model]\n[data]\ndir = \"d\"\n[train]\nout = \"o\"\nsteps = 1\nbatch = 1\nctx = 8\n", "no-such-chip"),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let out = gaincell(&["train", "--config", cfg.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+    let out = gaincell(&[
+        "train",
+        "--config",
+        tmp.path().join("missing.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
