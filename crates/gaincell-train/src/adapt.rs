@@ -74,7 +74,7 @@ fn measure(model: &Gpt2, x: &Tensor, y: &Tensor) -> Result<(f64, HeadStats)> {
     let logits = model
         .head(&hidden)?
         .reshape((rows * ctx, model.config.vocab_size))?;
-    let loss = candle_nn::loss::cross_entropy(&logits, y)?.to_scalar::<f32>()? as f64;
+    let loss = gaincell_model::ops::cross_entropy(&logits, y)?.to_scalar::<f32>()? as f64;
     Ok((loss, rec.stats))
 }
 

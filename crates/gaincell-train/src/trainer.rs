@@ -210,7 +210,7 @@ pub fn batch_loss(model: &Gpt2, x: &[u32], y: &[u32], rows: usize, ctx: usize) -
     let logits = model
         .forward(&xs)?
         .reshape((rows * ctx, model.config.vocab_size))?;
-    Ok(candle_nn::loss::cross_entropy(&logits, &ys)?)
+    Ok(gaincell_model::ops::cross_entropy(&logits, &ys)?)
 }
 
 /// Mean validation loss over `batches` fixed batches (the same ones at every evaluation).
@@ -337,7 +337,7 @@ pub fn train(
             let logits = model
                 .head(&hidden)?
                 .reshape((t.batch * t.ctx, model.config.vocab_size))?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
+            let loss = gaincell_model::ops::cross_entropy(&logits, &ys)?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
             let g = (loss / t.grad_accum as f64)?.backward()?;
             grads = Some(match grads {

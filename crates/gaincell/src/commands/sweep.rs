@@ -5,7 +5,7 @@
 //! varied fields) followed by column groups computed from the point's chip. Cost is the only group today; an
 //! accuracy sweep adds its own group (e.g. `val_loss`) per point, and the key columns stay the join key.
 
-mod plot;
+pub(crate) mod plot;
 
 use std::path::PathBuf;
 

@@ -40,7 +40,7 @@ const PART_COLOURS: [RGBColor; 4] = [
     RGBColor(240, 180, 60),
 ];
 
-fn font_ready() -> Result<()> {
+pub(crate) fn font_ready() -> Result<()> {
     static OK: OnceLock<bool> = OnceLock::new();
     let ok =
         *OK.get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
@@ -49,14 +49,17 @@ fn font_ready() -> Result<()> {
 }
 
 /// A line chart: chip series against the window, GPU baselines as dashed horizontal lines.
-struct Lines {
-    title: String,
-    y_desc: String,
+pub(crate) struct Lines {
+    pub title: String,
+    pub x_desc: String,
+    pub y_desc: String,
     /// Formats a y value for the axis and the legend.
-    y_fmt: fn(f64) -> String,
-    series: Vec<(String, Vec<(f64, f64)>)>,
-    refs: Vec<(String, f64)>,
-    legend: SeriesLabelPosition,
+    pub y_fmt: fn(f64) -> String,
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    pub refs: Vec<(String, f64)>,
+    pub legend: SeriesLabelPosition,
+    /// A fixed y range instead of the automatic one.
+    pub y_range: Option<(f64, f64)>,
 }
 
 /// Draw every plot into `out`; returns the files written.
@@ -86,6 +89,8 @@ pub fn all(out: &Path, rows: &[Row], baselines: &[GpuBaseline]) -> Result<Vec<Pa
         refs: gpu_ref(|b| b.latency_per_token_s),
         // Between the chip (ns) and the GPUs (µs) the log axis is empty.
         legend: SeriesLabelPosition::MiddleRight,
+        y_range: None,
+        x_desc: "window (tokens)".into(),
     };
     written.extend(save(out, "latency_vs_window", |root| {
         lines_on(root, &latency, true)
@@ -98,6 +103,8 @@ pub fn all(out: &Path, rows: &[Row], baselines: &[GpuBaseline]) -> Result<Vec<Pa
         series: series(rows, |r| r.report.energy_pj.per_layer * 1e-12),
         refs: gpu_ref(|b| b.energy_per_token_j),
         legend: SeriesLabelPosition::MiddleRight,
+        y_range: None,
+        x_desc: "window (tokens)".into(),
     };
     written.extend(save(out, "energy_vs_window", |root| {
         lines_on(root, &energy, true)
@@ -110,6 +117,8 @@ pub fn all(out: &Path, rows: &[Row], baselines: &[GpuBaseline]) -> Result<Vec<Pa
         series: series(rows, |r| r.report.area_mm2.per_layer),
         refs: Vec::new(),
         legend: SeriesLabelPosition::UpperLeft,
+        y_range: None,
+        x_desc: "window (tokens)".into(),
     };
     written.extend(save(out, "area_vs_window", |root| {
         lines_on(root, &area, false)
@@ -149,7 +158,7 @@ fn series(rows: &[Row], y: impl Fn(&Row) -> f64) -> Vec<(String, Vec<(f64, f64)>
 }
 
 /// Draw once on a PNG and once on an SVG backend.
-fn save<F>(out: &Path, stem: &str, draw: F) -> Result<Vec<PathBuf>>
+pub(crate) fn save<F>(out: &Path, stem: &str, draw: F) -> Result<Vec<PathBuf>>
 where
     F: Fn(Canvas) -> Result<()>,
 {
@@ -163,12 +172,12 @@ where
 }
 
 /// The two back ends, so one drawing function serves both.
-enum Canvas<'a> {
+pub(crate) enum Canvas<'a> {
     Png(DrawingArea<BitMapBackend<'a>, Shift>),
     Svg(DrawingArea<SVGBackend<'a>, Shift>),
 }
 
-fn lines_on(canvas: Canvas, spec: &Lines, log_y: bool) -> Result<()> {
+pub(crate) fn lines_on(canvas: Canvas, spec: &Lines, log_y: bool) -> Result<()> {
     let (lo, hi) = y_bounds(spec, log_y);
     match (canvas, log_y) {
         (Canvas::Png(a), true) => draw_lines(a, spec, (lo..hi).log_scale()),
@@ -187,6 +196,9 @@ fn breakdown_on(canvas: Canvas, rows: &[Row]) -> Result<()> {
 
 /// y range covering every series and reference: a factor of 2 of headroom on a log axis, from 0 on a linear one.
 fn y_bounds(spec: &Lines, log_y: bool) -> (f64, f64) {
+    if let Some(r) = spec.y_range {
+        return r;
+    }
     let ys = spec
         .series
         .iter()
@@ -229,7 +241,7 @@ where
     let y_fmt = spec.y_fmt;
     chart
         .configure_mesh()
-        .x_desc("window (tokens)")
+        .x_desc(spec.x_desc.as_str())
         .y_desc(spec.y_desc.as_str())
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| y_fmt(*y))
