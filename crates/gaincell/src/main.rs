@@ -41,6 +41,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Adapt a linear-chip checkpoint onto the nonlinear cell by matching per-head statistics (SPEC §3).
     Adapt(commands::adapt::AdaptArgs),
+    /// The mapping pipeline as one resumable job: software → linear → adapt → nonlinear, and the shortcuts.
+    Pipeline(commands::pipeline::PipelineArgs),
     /// Generate text token by token on the simulated arrays.
     Generate(commands::generate::GenerateArgs),
     /// Benchmarks that print their figure beside a reference measured in the same run.
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Data(d) => commands::data::run(d),
         Command::Train(t) => commands::train::run(t),
         Command::Adapt(a) => commands::adapt::run(a),
+        Command::Pipeline(p) => commands::pipeline::run(p),
         Command::Cost(c) => commands::cost::run(c),
         Command::Sweep(s) => commands::sweep::run(s),
     };

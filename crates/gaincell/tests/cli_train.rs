@@ -252,3 +252,71 @@ fn bad_configs_and_data_are_one_clear_error() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn pipeline_runs_every_stage_writes_results_and_skips_finished_stages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let optim = "lr = 3e-3\nmin_lr = 3e-4\nwarmup_steps = 3\ndecay_steps = 30\nbeta1 = 0.9\nbeta2 = 0.95\neps = 1e-8\nweight_decay = 0.1\ngrad_clip = 1.0\n";
+    let chip = |base: &str| {
+        format!(
+            "{{ base = \"{base}\", geometry = {{ head_dim = 16, window = 16, tile_rows = 8 }} }}"
+        )
+    };
+    let cfg = format!(
+        "out = \"pipe\"\n[data]\ndir = \"{}\"\n[model]\nn_layer = 2\nn_head = 2\nn_embd = 32\nn_positions = 32\n\
+         [chips]\nsoftware = \"software\"\nlinear = {}\nnonlinear = {}\n\
+         [schedule]\nbatch = 4\nctx = 32\nseed = 3\neval_every = 5\neval_batches = 2\ncheckpoint_every = 5\n\
+         pretrain_steps = 30\nlinear_steps = 10\nnonlinear_steps = 10\n[optim]\n{optim}[finetune]\n{optim}\
+         [adapt]\nbatch = 4\nmax_iterations = 20\neps = 1e-4\n",
+        data.display(),
+        chip("paper-linear"),
+        chip("paper-nonlinear")
+    );
+    let path = tmp.path().join("pipeline.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let text = ok(gaincell(&["pipeline", "--config", path.to_str().unwrap()]));
+    let out = tmp.path().join("pipe");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let stages: Vec<&str> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        ["software", "linear", "nonlinear", "direct", "scratch"]
+    );
+    let steps: Vec<u64> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["steps"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [30, 10, 10, 20, 50],
+        "equal budgets: direct = linear + nonlinear, scratch = all three"
+    );
+    let iters = r["adaptation"]["iterations"].as_array().unwrap().len();
+    assert!((1..=20).contains(&iters));
+    assert!(r["unadapted_val_loss"].as_f64().unwrap().is_finite());
+    for f in [
+        "results.md",
+        "curves.png",
+        "curves.svg",
+        "adapted/model.safetensors",
+        "adapted/adaptation.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    assert!(text.contains("| software | software |"), "{text}");
+    // Run again: every stage is complete, so nothing trains and the results are the same.
+    let again = ok(gaincell(&["pipeline", "--config", path.to_str().unwrap()]));
+    assert_eq!(again.matches("done already, skipped").count(), 6, "{again}");
+    let r2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["stages"], r2["stages"]);
+}

@@ -2,13 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::Args;
 use gaincell_chip::ChipConfig;
 use gaincell_model::checkpoint;
 use gaincell_train::adapt::{adapt, AdaptOptions};
 use gaincell_train::data::{Shards, Split};
-use gaincell_train::stats::HeadStats;
 
 #[derive(Args)]
 pub struct AdaptArgs {
@@ -38,26 +37,8 @@ pub struct AdaptArgs {
     seed: u64,
 }
 
-/// The target statistics a checkpoint's sidecar records (written by `gaincell train` on a gain-cell chip).
-pub fn target_stats(dir: &std::path::Path) -> Result<HeadStats> {
-    let path = dir.join(checkpoint::SIDECAR);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: not one of our checkpoints (no sidecar)", dir.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let stats = &v["extra"]["statistics"];
-    if stats.is_null() {
-        bail!(
-            "{}: no target statistics; they are recorded while `gaincell train` trains on a linear chip",
-            dir.display()
-        );
-    }
-    serde_json::from_value(stats.clone())
-        .with_context(|| format!("{}: bad statistics", path.display()))
-}
-
 pub fn run(a: AdaptArgs) -> Result<()> {
-    let targets = target_stats(&a.from)?;
+    let targets = gaincell_train::pipeline::read_statistics(&a.from)?;
     let chip = ChipConfig::load(&a.chip)?;
     let mut model = checkpoint::load(&a.from, Some(chip))?;
     let shards = Shards::open(&a.data)?;

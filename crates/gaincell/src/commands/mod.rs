@@ -9,6 +9,7 @@ pub mod cost;
 pub mod data;
 pub mod eval;
 pub mod generate;
+pub mod pipeline;
 pub mod sweep;
 pub mod tokenizer;
 pub mod train;
