@@ -16,6 +16,8 @@ pub enum BenchCommand {
     Attention(AttentionBench),
     /// Perplexity throughput of a GPT-2-shaped model (random weights) per chip, beside PyTorch + transformers.
     Ppl(super::bench_ppl::PplBench),
+    /// Training throughput (forward, backward, AdamW) of the small GPT per chip, beside PyTorch + transformers.
+    Train(super::bench_train::TrainBench),
 }
 
 #[derive(Args)]
@@ -122,6 +124,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Attention(a) => attention(a),
         BenchCommand::Ppl(p) => super::bench_ppl::run(p),
+        BenchCommand::Train(t) => super::bench_train::run(t),
     }
 }
 

@@ -4,6 +4,7 @@ pub mod adapt;
 pub mod attention;
 pub mod bench;
 pub mod bench_ppl;
+pub mod bench_train;
 pub mod chip;
 pub mod cost;
 pub mod data;

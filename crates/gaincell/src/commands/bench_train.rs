@@ -1,0 +1,214 @@
+//! `gaincell bench train`: training throughput (forward, backward, AdamW) of the small GPT on several chips, as
+//! ratios measured in one run, beside PyTorch + transformers (scripts/bench_pytorch_train.py, run by
+//! `--run-pytorch` or read from its JSON with `--pytorch`).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use clap::Args;
+use gaincell_chip::ChipConfig;
+use gaincell_model::{ops::cross_entropy, Gpt2, Gpt2Config};
+use gaincell_train::optim::{AdamW, AdamWConfig};
+use rand::{Rng, SeedableRng};
+
+#[derive(Args)]
+pub struct TrainBench {
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    #[arg(long, default_value_t = 256)]
+    embd: usize,
+    #[arg(long, default_value_t = 8192)]
+    vocab: usize,
+    #[arg(long, default_value_t = 256)]
+    ctx: usize,
+    /// The gain-cell chips' window (tokens).
+    #[arg(long, default_value_t = 128)]
+    window: usize,
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Timed optimiser steps per chip (after one warm-up step).
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// Chips to time; the first is the reference the others are divided by.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "software,paper-nonlinear"
+    )]
+    chips: Vec<String>,
+    /// JSON written by scripts/bench_pytorch_train.py.
+    #[arg(long, conflicts_with = "run_pytorch")]
+    pytorch: Option<PathBuf>,
+    /// Run scripts/bench_pytorch_train.py now with the same shapes and thread count.
+    #[arg(long)]
+    run_pytorch: bool,
+}
+
+pub fn run(a: TrainBench) -> Result<()> {
+    let threads = rayon::current_num_threads();
+    let config = Gpt2Config {
+        vocab_size: a.vocab,
+        n_positions: a.ctx,
+        n_embd: a.embd,
+        n_layer: a.layers,
+        n_head: a.heads,
+        layer_norm_epsilon: 1e-5,
+    };
+    config.validate().map_err(anyhow::Error::msg)?;
+    let pytorch = pytorch_figures(&a, threads)?;
+    println!(
+        "bench train: {} layers × {} heads × {} dims, vocab {}, batch {} × ctx {}, window {}, {threads} threads",
+        a.layers,
+        a.heads,
+        config.head_dim(),
+        a.vocab,
+        a.batch,
+        a.ctx,
+        a.window
+    );
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let batches: Vec<Vec<u32>> = (0..=a.steps)
+        .map(|_| {
+            (0..a.batch * (a.ctx + 1))
+                .map(|_| rng.gen_range(0..a.vocab as u32))
+                .collect()
+        })
+        .collect();
+    println!(
+        "{:<20} {:>10} {:>14} {:>14}",
+        "chip", "tokens/s", "time vs first", "vs PyTorch"
+    );
+    let mut first = None;
+    for name in &a.chips {
+        let mut chip = ChipConfig::load(name)?;
+        if chip.is_gain_cell() {
+            chip.geometry.window = a.window;
+            chip.geometry.head_dim = config.head_dim();
+            chip.validate()?;
+        }
+        let model = Gpt2::random(config.clone(), chip, 0)?;
+        let (model, vars) = model.trainable()?;
+        let mut opt = AdamW::new(&vars, AdamWConfig::default())?;
+        let mut elapsed = 0.0;
+        for (step, b) in batches.iter().enumerate() {
+            let started = Instant::now();
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            for row in b.chunks(a.ctx + 1) {
+                x.extend_from_slice(&row[..a.ctx]);
+                y.extend_from_slice(&row[1..]);
+            }
+            let xs = Tensor::from_vec(x, (a.batch, a.ctx), &Device::Cpu)?;
+            let ys = Tensor::from_vec(y, a.batch * a.ctx, &Device::Cpu)?;
+            let logits = model.forward(&xs)?.reshape((a.batch * a.ctx, a.vocab))?;
+            let grads = cross_entropy(&logits, &ys)?.backward()?;
+            opt.step(&grads)?;
+            if step > 0 {
+                elapsed += started.elapsed().as_secs_f64();
+            }
+        }
+        let tps = (a.batch * a.ctx * a.steps) as f64 / elapsed;
+        let vs_first = first.map_or(1.0, |f: f64| f / tps);
+        first.get_or_insert(tps);
+        let torch = pytorch
+            .as_ref()
+            .and_then(|(m, _)| m.get(name).and_then(|v| v.as_f64()))
+            .map_or("-".into(), |p| format!("{:.2}×", tps / p));
+        println!("{name:<20} {tps:>10.1} {vs_first:>13.2}× {torch:>14}");
+    }
+    match &pytorch {
+        Some((m, source)) => println!("PyTorch + transformers tokens/s: {} ({source})", serde_json::Value::Object(m.clone())),
+        None => println!("(no PyTorch figure: pass --run-pytorch, or --pytorch FILE written by scripts/bench_pytorch_train.py)"),
+    }
+    Ok(())
+}
+
+type Figures = (serde_json::Map<String, serde_json::Value>, String);
+
+fn pytorch_figures(a: &TrainBench, threads: usize) -> Result<Option<Figures>> {
+    let path = if a.run_pytorch {
+        let script = PathBuf::from("scripts/bench_pytorch_train.py");
+        if !script.exists() {
+            bail!(
+                "--run-pytorch: {} not found; run from the repository root",
+                script.display()
+            );
+        }
+        let out = std::env::temp_dir().join(format!(
+            "gaincell-pytorch-train-{}.json",
+            std::process::id()
+        ));
+        let arg = |x: usize| x.to_string();
+        let status = Command::new("python3")
+            .arg(&script)
+            .args([
+                "--threads",
+                &arg(threads),
+                "--layers",
+                &arg(a.layers),
+                "--heads",
+                &arg(a.heads),
+            ])
+            .args([
+                "--embd",
+                &arg(a.embd),
+                "--vocab",
+                &arg(a.vocab),
+                "--ctx",
+                &arg(a.ctx),
+            ])
+            .args([
+                "--window",
+                &arg(a.window),
+                "--batch",
+                &arg(a.batch),
+                "--steps",
+                &arg(a.steps),
+            ])
+            .args(["--kinds", &a.chips.join(",")])
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .context("--run-pytorch: could not start python3")?;
+        if !status.success() {
+            bail!(
+                "--run-pytorch: {} failed ({status}); install torch and transformers",
+                script.display()
+            );
+        }
+        out
+    } else if let Some(p) = &a.pytorch {
+        p.clone()
+    } else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let m = v["tokens_per_s"]
+        .as_object()
+        .with_context(|| {
+            format!(
+                "{}: no `tokens_per_s` table (write it with scripts/bench_pytorch_train.py)",
+                path.display()
+            )
+        })?
+        .clone();
+    let source = format!(
+        "{}, torch {}, {} threads, {}",
+        if a.run_pytorch {
+            "measured in this run".into()
+        } else {
+            path.display().to_string()
+        },
+        v["torch"].as_str().unwrap_or("?"),
+        v["threads"],
+        v["date"].as_str().unwrap_or("?")
+    );
+    Ok(Some((m, source)))
+}
