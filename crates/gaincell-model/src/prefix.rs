@@ -81,7 +81,9 @@ impl Gpt2 {
         };
         for ((s, r), &off) in seqs.iter().zip(rows).zip(&offsets) {
             if s.is_empty() {
-                return Err(ModelError::Input("an empty sequence: nothing to run".into()));
+                return Err(ModelError::Input(
+                    "an empty sequence: nothing to run".into(),
+                ));
             }
             if let Some(&bad) = r.iter().find(|&&i| i >= s.len()) {
                 return Err(ModelError::Input(format!(
@@ -199,35 +201,31 @@ impl Gpt2 {
         };
         match &self.attention {
             Attention::Softmax { window } => {
-                out.par_chunks_mut(l * d)
-                    .enumerate()
-                    .for_each(|(idx, o)| {
-                        let (pk, pv, q, k, v) = job(idx);
-                        softmax_after(*window, d, pk, pv, q, k, v, o)
-                    });
+                out.par_chunks_mut(l * d).enumerate().for_each(|(idx, o)| {
+                    let (pk, pv, q, k, v) = job(idx);
+                    softmax_after(*window, d, pk, pv, q, k, v, o)
+                });
             }
             Attention::GainCell { params } => {
-                out.par_chunks_mut(l * d)
-                    .enumerate()
-                    .try_for_each_init(
-                        || KvArray::new(params),
-                        |arrays, (idx, o)| {
-                            let (pk, pv, q, k, v) = job(idx);
-                            arrays.reset();
-                            for (kc, vc) in pk.chunks_exact(d).zip(pv.chunks_exact(d)) {
-                                arrays.write(kc, vc)?;
-                            }
-                            for (((qr, kr), vr), or) in q
-                                .chunks_exact(d)
-                                .zip(k.chunks_exact(d))
-                                .zip(v.chunks_exact(d))
-                                .zip(o.chunks_exact_mut(d))
-                            {
-                                arrays.step(qr, kr, vr, or)?;
-                            }
-                            Ok::<(), gaincell_attn::AttnError>(())
-                        },
-                    )?;
+                out.par_chunks_mut(l * d).enumerate().try_for_each_init(
+                    || KvArray::new(params),
+                    |arrays, (idx, o)| {
+                        let (pk, pv, q, k, v) = job(idx);
+                        arrays.reset();
+                        for (kc, vc) in pk.chunks_exact(d).zip(pv.chunks_exact(d)) {
+                            arrays.write(kc, vc)?;
+                        }
+                        for (((qr, kr), vr), or) in q
+                            .chunks_exact(d)
+                            .zip(k.chunks_exact(d))
+                            .zip(v.chunks_exact(d))
+                            .zip(o.chunks_exact_mut(d))
+                        {
+                            arrays.step(qr, kr, vr, or)?;
+                        }
+                        Ok::<(), gaincell_attn::AttnError>(())
+                    },
+                )?;
             }
         }
         Ok(Tensor::from_vec(out, dims, &Device::Cpu)?)
@@ -252,7 +250,10 @@ fn softmax_after(
         if j < p {
             (&pk[j * d..(j + 1) * d], &pv[j * d..(j + 1) * d])
         } else {
-            (&k[(j - p) * d..(j - p + 1) * d], &v[(j - p) * d..(j - p + 1) * d])
+            (
+                &k[(j - p) * d..(j - p + 1) * d],
+                &v[(j - p) * d..(j - p + 1) * d],
+            )
         }
     };
     let scale = 1.0 / (d as f32).sqrt();
@@ -265,7 +266,9 @@ fn softmax_after(
             (t + 1).saturating_sub(window)
         };
         s.clear();
-        s.extend((lo..=t).map(|j| qr.iter().zip(key(j).0).map(|(a, b)| a * b).sum::<f32>() * scale));
+        s.extend(
+            (lo..=t).map(|j| qr.iter().zip(key(j).0).map(|(a, b)| a * b).sum::<f32>() * scale),
+        );
         let m = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
         s.iter_mut().for_each(|x| *x = (*x - m).exp());
         let z: f32 = s.iter().sum();

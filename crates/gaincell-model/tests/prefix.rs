@@ -25,13 +25,23 @@ fn chips() -> Vec<ChipConfig> {
 }
 
 fn ids(n: usize, seed: u32) -> Vec<u32> {
-    (0..n as u32).map(|i| (i * 37 + seed * 101 + 11) % 512).collect()
+    (0..n as u32)
+        .map(|i| (i * 37 + seed * 101 + 11) % 512)
+        .collect()
 }
 
 /// Logits `[T, V]` of the plain forward of one sequence.
 fn forward(m: &Gpt2, ids: &[u32]) -> Vec<Vec<f32>> {
-    let x = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-    m.forward(&x).unwrap().squeeze(0).unwrap().to_vec2().unwrap()
+    let x = Tensor::new(ids, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    m.forward(&x)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .to_vec2()
+        .unwrap()
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
