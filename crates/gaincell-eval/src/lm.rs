@@ -118,6 +118,9 @@ impl LogProbModel for Gpt2 {
             (pre, Some(self.extend(&items, &ext_rows)?))
         };
         let rows_of = |t: candle_core::Tensor| -> Result<Vec<Vec<f32>>> {
+            if t.dim(0)? == 0 {
+                return Ok(Vec::new());
+            }
             Ok(candle_nn::ops::log_softmax(&t, D::Minus1)?.to_vec2()?)
         };
         let pre = rows_of(pre)?;

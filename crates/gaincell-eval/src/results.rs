@@ -112,6 +112,18 @@ fn rows(file: &Value) -> Vec<(String, String, f64, Option<f64>, Option<bool>)> {
             out.push((task.clone(), metric.to_string(), v, stderr, better));
         }
     }
+    // JSON objects come back sorted by name: show known tasks and metrics in the table's order instead.
+    let rank = |task: &str, metric: &str| match Task::parse(task) {
+        Ok(t) => (
+            Task::ALL.iter().position(|&x| x == t).unwrap_or(0),
+            t.metrics()
+                .iter()
+                .position(|m| m.name == metric)
+                .unwrap_or(usize::MAX),
+        ),
+        Err(_) => (Task::ALL.len(), 0),
+    };
+    out.sort_by_key(|r| rank(&r.0, &r.1));
     out
 }
 
