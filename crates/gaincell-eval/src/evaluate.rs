@@ -43,15 +43,26 @@ pub struct TaskResult {
     pub seconds: f64,
 }
 
-/// The token requests of `docs` and, per request, its group key (the document, for multiple choice) and its
-/// document.
+/// The token sequences of a task's requests.
+#[derive(Debug, Clone, Default)]
+pub struct Requests {
+    pub seqs: Vec<TokenSeq>,
+    /// Group key of each sequence: its document, for the first sequence of a multiple-choice request.
+    pub keys: Vec<Option<usize>>,
+    /// The request each sequence scores (a request may need several: rolling windows, long continuations).
+    pub request: Vec<usize>,
+    /// The document of each request.
+    pub doc: Vec<usize>,
+}
+
+/// The token sequences of `docs`' requests.
 pub fn token_requests(
     docs: &[Doc],
     enc: &dyn Encoder,
     prefix_token: u32,
     max_length: usize,
-) -> Result<(Vec<TokenSeq>, Vec<Option<usize>>, Vec<usize>)> {
-    let per_doc: Vec<Vec<TokenSeq>> = docs
+) -> Result<Requests> {
+    let per_doc: Vec<Vec<Vec<TokenSeq>>> = docs
         .par_iter()
         .map(|d| match d {
             Doc::Choice { requests, .. } => requests
@@ -64,17 +75,24 @@ pub fn token_requests(
                 prefix_token,
                 max_length,
             )?]),
-            Doc::Rolling { text, .. } => rolling_tokens(enc, text, prefix_token, max_length),
+            Doc::Rolling { text, .. } => {
+                Ok(vec![rolling_tokens(enc, text, prefix_token, max_length)?])
+            }
         })
         .collect::<Result<_>>()?;
-    let (mut seqs, mut keys, mut owner) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, (d, s)) in docs.iter().zip(per_doc).enumerate() {
-        let key = matches!(d, Doc::Choice { .. }).then_some(i);
-        keys.extend(std::iter::repeat(key).take(s.len()));
-        owner.extend(std::iter::repeat(i).take(s.len()));
-        seqs.extend(s);
+    let mut out = Requests::default();
+    for (i, (d, reqs)) in docs.iter().zip(per_doc).enumerate() {
+        let shares = matches!(d, Doc::Choice { .. });
+        for seqs in reqs {
+            for (k, s) in seqs.into_iter().enumerate() {
+                out.keys.push((shares && k == 0).then_some(i));
+                out.request.push(out.doc.len());
+                out.seqs.push(s);
+            }
+            out.doc.push(i);
+        }
     }
-    Ok((seqs, keys, owner))
+    Ok(out)
 }
 
 /// Evaluate `model` on `docs` of `task`. `progress(done, total)` counts requests scored.
@@ -87,10 +105,22 @@ pub fn evaluate(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<TaskResult> {
     let started = Instant::now();
-    let (seqs, keys, owner) = token_requests(docs, enc, opts.prefix_token, model.max_length())?;
-    let (scored, stats) = score_requests(model, &seqs, &keys, opts.score, progress)?;
+    let reqs = token_requests(docs, enc, opts.prefix_token, model.max_length())?;
+    let (scored, stats) = score_requests(model, &reqs.seqs, &reqs.keys, opts.score, progress)?;
+    // Pieces of one request add up: log-likelihoods summed, greedy only if every piece is.
+    let mut per_request = vec![
+        Scored {
+            loglikelihood: 0.0,
+            greedy: true
+        };
+        reqs.doc.len()
+    ];
+    for (s, &r) in scored.iter().zip(&reqs.request) {
+        per_request[r].loglikelihood += s.loglikelihood;
+        per_request[r].greedy &= s.greedy;
+    }
     let mut per_doc: Vec<Vec<Scored>> = vec![Vec::new(); docs.len()];
-    for (s, &d) in scored.into_iter().zip(&owner) {
+    for (s, &d) in per_request.into_iter().zip(&reqs.doc) {
         per_doc[d].push(s);
     }
     let values = task_metrics(task, docs, &per_doc, opts.bootstrap_iters);
@@ -103,7 +133,8 @@ pub fn evaluate(
     })
 }
 
-/// The task's metrics from each document's scored requests (in request order).
+/// The task's metrics from each document's scored requests (in request order; a rolling document is one
+/// request).
 pub fn task_metrics(
     task: Task,
     docs: &[Doc],
@@ -128,9 +159,8 @@ pub fn task_metrics(
             Doc::Rolling {
                 words: w, bytes: b, ..
             } => {
-                let ll: f64 = s.iter().map(|x| x.loglikelihood).sum();
-                words.push((ll, *w));
-                bytes.push((ll, *b));
+                words.push((s[0].loglikelihood, *w));
+                bytes.push((s[0].loglikelihood, *b));
             }
         }
     }

@@ -6,6 +6,11 @@
 //! tokens are cut to the last `max_length + 1` (`HFLM._loglikelihood_tokens`). A *rolling* request (a whole
 //! document) is cut into the disjoint windows of `utils.get_rolling_token_windows` + `make_disjoint_window`
 //! with `context_len = 1`, each window then scored as a loglikelihood request.
+//!
+//! One case the harness cannot score (its slicing breaks): a continuation longer than the model's positions,
+//! which short-context models meet (PIQA's longest solutions on a 128-position model). Such a continuation is
+//! scored in pieces of `max_length / 2` targets, each piece seeing the `max_length` tokens before its end: every
+//! token once, with at least half a window of context, as gaincell's strided perplexity scores a text.
 
 use crate::error::{EvalError, Result};
 
@@ -72,19 +77,43 @@ pub fn encode_pair(
     Ok((ctx, whole[n..].to_vec()))
 }
 
-/// The tokens the harness scores for a loglikelihood request (see the module doc).
+/// The tokens the harness scores for a loglikelihood request: one sequence, or several pieces for a
+/// continuation longer than the model (see the module doc); the request's log-likelihood is their sum.
 pub fn loglikelihood_tokens(
     enc: &dyn Encoder,
     req: &Request,
     prefix_token: u32,
     max_length: usize,
-) -> Result<TokenSeq> {
+) -> Result<Vec<TokenSeq>> {
     let (ctx, cont) = if req.context.is_empty() {
         (vec![prefix_token], enc.encode(&req.continuation)?)
     } else {
         encode_pair(enc, &req.context, &req.continuation)?
     };
-    truncate(ctx, cont, max_length)
+    if cont.len() <= max_length {
+        return Ok(vec![truncate(ctx, cont, max_length)?]);
+    }
+    if max_length < 2 {
+        return Err(EvalError::Input(format!(
+            "a model of {max_length} position(s) cannot score a continuation of {} tokens",
+            cont.len()
+        )));
+    }
+    let first = ctx.len();
+    let mut full = ctx;
+    full.extend(cont);
+    let stride = max_length / 2;
+    Ok((first..full.len())
+        .step_by(stride)
+        .map(|a| {
+            let b = (a + stride).min(full.len());
+            let start = (b - 1).saturating_sub(max_length);
+            TokenSeq {
+                tokens: full[start..b].to_vec(),
+                first: a - start,
+            }
+        })
+        .collect())
 }
 
 /// `(context + continuation)[-(max_length + 1):]`, the continuation's tokens the targets.

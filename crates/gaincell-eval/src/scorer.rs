@@ -158,7 +158,8 @@ fn plan(seqs: &[TokenSeq], keys: &[Option<usize>], reuse: bool) -> Vec<Planned> 
             });
         }
     }
-    groups.sort_by_key(|g| (std::cmp::Reverse(g.longest), g.members[0]));
+    // Longest shared prefix first: batches of similar prefixes pad the parallel attention least.
+    groups.sort_by_key(|g| (std::cmp::Reverse((g.shared, g.longest)), g.members[0]));
     groups
 }
 

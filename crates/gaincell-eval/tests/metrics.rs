@@ -220,6 +220,40 @@ fn wikitext_word_and_byte_perplexity_and_bits_per_byte_over_rolling_windows() {
 }
 
 #[test]
+fn a_continuation_longer_than_the_model_is_scored_whole_in_pieces() {
+    let (s, o) = (same(), other());
+    // "a" then " bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" (51 tokens) on a 4-position model: a space, a
+    // new b, then 49 repeats; greedy fails on the first two tokens.
+    let cont = format!(" {}", "b".repeat(50));
+    let docs = vec![
+        Doc::Continuation(Request::new("a", cont.as_str())),
+        Doc::Continuation(Request::new("a", " ")),
+    ];
+    let r = evaluate(
+        &Repeat { max_length: 4 },
+        &Bytes,
+        Task::LambadaOpenai,
+        &docs,
+        opts(0),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let mean = ((2.0 * o + 49.0 * s) + o) / 2.0;
+    close(
+        metric(&r, "perplexity").0,
+        (-mean).exp(),
+        1e-6,
+        "perplexity",
+    );
+    close(metric(&r, "acc").0, 0.0, 0.0, "acc");
+    assert_eq!(
+        r.scoring.requests,
+        26 + 1,
+        "51 targets in pieces of 2, and one request"
+    );
+}
+
+#[test]
 fn one_document_has_no_standard_error() {
     let docs = vec![Doc::choice("ab", vec!["aa".into(), "b".into()], 0)];
     let r = evaluate(

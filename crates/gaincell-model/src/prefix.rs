@@ -6,8 +6,8 @@
 //! on a gain-cell chip, the prefix is written into the head's arrays column by column and each new token
 //! writes its column and reads its query, as in generation (the incremental form, equal to the parallel form to
 //! float tolerance). Both return the logits of the positions asked for only, so the output head (the largest
-//! product of a small model) runs on those rows alone. Batches are right-padded: causal attention never lets a
-//! padded position reach a real one.
+//! product of a small model) runs on those rows alone. Sequences are packed one after another without padding;
+//! only the parallel attention kernel sees a right-padded batch (causal: a padded slot never reaches a real one).
 
 use candle_core::{Device, Tensor};
 use gaincell_attn::KvArray;
@@ -93,19 +93,44 @@ impl Gpt2 {
             }
             self.check_ids(s, off)?;
         }
-        let (b, l) = (seqs.len(), seqs.iter().map(|s| s.len()).max().unwrap_or(0));
-        let mut ids = vec![0u32; b * l];
-        let mut pos = vec![0u32; b * l];
-        for (i, (s, &off)) in seqs.iter().zip(&offsets).enumerate() {
-            ids[i * l..i * l + s.len()].copy_from_slice(s);
-            for (t, p) in pos[i * l..(i + 1) * l].iter_mut().enumerate() {
-                // Padding may run past the last position; its value never reaches a real token.
-                *p = (off + t).min(c.n_positions - 1) as u32;
+        // The sequences packed one after another, no padding: every op but attention works row by row.
+        let starts: Vec<usize> = seqs
+            .iter()
+            .scan(0, |at, s| {
+                let here = *at;
+                *at += s.len();
+                Some(here)
+            })
+            .collect();
+        let n: usize = seqs.iter().map(|s| s.len()).sum();
+        let ids: Vec<u32> = seqs.iter().flat_map(|s| s.iter().copied()).collect();
+        let pos: Vec<u32> = seqs
+            .iter()
+            .zip(&offsets)
+            .flat_map(|(s, &off)| (off..off + s.len()).map(|p| p as u32))
+            .collect();
+        let packed = |v: Vec<u32>| Tensor::from_vec(v, n, &Device::Cpu);
+        let mut x = (self.wte.embedding(&packed(ids)?)? + self.wpe.embedding(&packed(pos)?)?)?;
+        // Without a past, attention runs in the parallel form on a right-padded batch [B, H, L, D]: where each
+        // padded slot reads its row from (padding repeats row 0), and where each packed row sits in the batch.
+        let l = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+        let (to_batch, from_batch) = if past.is_none() {
+            let mut to = vec![0u32; seqs.len() * l];
+            let mut from = Vec::with_capacity(n);
+            for (b, (s, &at)) in seqs.iter().zip(&starts).enumerate() {
+                for t in 0..s.len() {
+                    to[b * l + t] = (at + t) as u32;
+                    from.push((b * l + t) as u32);
+                }
             }
-        }
-        let ids = Tensor::from_vec(ids, b * l, &Device::Cpu)?;
-        let pos = Tensor::from_vec(pos, b * l, &Device::Cpu)?;
-        let mut x = (self.wte.embedding(&ids)? + self.wpe.embedding(&pos)?)?.reshape((b, l, e))?;
+            let len = (to.len(), from.len());
+            (
+                Some(Tensor::from_vec(to, len.0, &Device::Cpu)?),
+                Some(Tensor::from_vec(from, len.1, &Device::Cpu)?),
+            )
+        } else {
+            (None, None)
+        };
         let mut caches: Vec<PrefixCache> = seqs
             .iter()
             .map(|s| PrefixCache {
@@ -115,31 +140,48 @@ impl Gpt2 {
             .collect();
         for (layer, block) in self.blocks.iter().enumerate() {
             let a = self.layer_norm(&x, &block.ln_1)?;
-            let qkv = block.c_attn_forward(&a)?; // [B, L, 3C]
+            let qkv = block.c_attn_forward(&a)?; // [N, 3C]
+                                                 // [1, H, N, D]: heads on dim 1, as the scalers and the kernels take them.
             let split = |i: usize| -> Result<Tensor> {
                 Ok(qkv
-                    .narrow(2, i * e, e)?
-                    .reshape((b, l, h, d))?
-                    .transpose(1, 2)?
+                    .narrow(1, i * e, e)?
+                    .reshape((n, h, d))?
+                    .transpose(0, 1)?
+                    .unsqueeze(0)?
                     .contiguous()?)
             };
             let (mut q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
             if let Some(s) = &block.scalers {
                 (q, k, v) = (s.q.apply(&q)?, s.k.apply(&k)?, s.v.apply(&v)?);
             }
-            let mut y = match past {
-                None => self.attention.forward(&q, &k, &v)?,
-                Some(p) => self.attend_after(layer, p, seqs, &q, &k, &v)?,
+            let mut y = match (past, &to_batch, &from_batch) {
+                (Some(p), ..) => self.attend_after(layer, p, seqs, &starts, &q, &k, &v)?,
+                (None, Some(to), Some(from)) => {
+                    let batch = |x: &Tensor| -> Result<Tensor> {
+                        Ok(x.index_select(to, 2)?
+                            .reshape((h, seqs.len(), l, d))?
+                            .transpose(0, 1)?
+                            .contiguous()?)
+                    };
+                    self.attention
+                        .forward(&batch(&q)?, &batch(&k)?, &batch(&v)?)?
+                        .transpose(0, 1)?
+                        .reshape((1, h, seqs.len() * l, d))?
+                        .index_select(from, 2)?
+                }
+                _ => unreachable!("a batch layout without a past"),
             };
             if keep {
-                let (kf, vf) = (k.flatten_all()?.to_vec1()?, v.flatten_all()?.to_vec1()?);
-                for (i, cache) in caches.iter_mut().enumerate() {
-                    let n = cache.len;
+                let (kf, vf): (Vec<f32>, Vec<f32>) =
+                    (k.flatten_all()?.to_vec1()?, v.flatten_all()?.to_vec1()?);
+                for (cache, &at) in caches.iter_mut().zip(&starts) {
+                    let len = cache.len;
                     let take = |all: &[f32]| -> Vec<f32> {
                         (0..h)
                             .flat_map(|j| {
-                                let at = (i * h + j) * l * d;
-                                all[at..at + n * d].iter().copied()
+                                all[(j * n + at) * d..(j * n + at + len) * d]
+                                    .iter()
+                                    .copied()
                             })
                             .collect()
                     };
@@ -149,48 +191,57 @@ impl Gpt2 {
             if let Some(s) = &block.scalers {
                 y = s.o.apply(&y)?;
             }
-            let y = y.transpose(1, 2)?.reshape((b, l, e))?;
+            let y = y.squeeze(0)?.transpose(0, 1)?.reshape((n, e))?;
             x = (x + block.c_proj_forward(&y)?)?;
             let m = self.layer_norm(&x, &block.ln_2)?;
             x = (x + block.mlp_forward(&m)?)?;
         }
         let picked: Vec<u32> = rows
             .iter()
-            .enumerate()
-            .flat_map(|(i, r)| r.iter().map(move |&t| (i * l + t) as u32))
+            .zip(&starts)
+            .flat_map(|(r, &at)| r.iter().map(move |&t| (at + t) as u32))
             .collect();
-        let n = picked.len();
-        let x = x
-            .reshape((b * l, e))?
-            .index_select(&Tensor::from_vec(picked, n, &Device::Cpu)?, 0)?;
+        let count = picked.len();
+        let x = x.index_select(&Tensor::from_vec(picked, count, &Device::Cpu)?, 0)?;
         let logits = self.head(&self.layer_norm(&x, &self.ln_f)?)?;
         Ok((logits, if keep { caches } else { Vec::new() }))
     }
 
-    /// Attention of continuation rows `[B, H, L, D]` over their cached prefix and themselves.
+    /// Attention of packed continuation rows `[1, H, N, D]` (sequence b's rows from `starts[b]`) over their
+    /// cached prefixes and themselves.
+    #[allow(clippy::too_many_arguments)]
     fn attend_after(
         &self,
         layer: usize,
         past: &[&PrefixCache],
         seqs: &[&[u32]],
+        starts: &[usize],
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
     ) -> Result<Tensor> {
         let dims = q.dims4()?;
-        let (h, l, d) = (dims.1, dims.2, dims.3);
+        let (h, n, d) = (dims.1, dims.2, dims.3);
         let (q, k, v): (Vec<f32>, Vec<f32>, Vec<f32>) = (
             q.flatten_all()?.to_vec1()?,
             k.flatten_all()?.to_vec1()?,
             v.flatten_all()?.to_vec1()?,
         );
+        // One job per (head, sequence): its rows of q, k, v, and its prefix's keys and values for that head.
+        let mut jobs: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(h * seqs.len());
         let mut out = vec![0.0f32; q.len()];
-        // One job per (sequence, head): its rows of q, k, v, and the prefix's keys and values.
-        let job = |idx: usize| {
-            let (i, j) = (idx / h, idx % h);
-            let (p, n) = (past[i].len, seqs[i].len());
+        let mut rest: &mut [f32] = &mut out;
+        for j in 0..h {
+            for (i, s) in seqs.iter().enumerate() {
+                let (rows, tail) = rest.split_at_mut(s.len() * d);
+                jobs.push((j, i, rows));
+                rest = tail;
+            }
+        }
+        let slices = |j: usize, i: usize| {
+            let p = past[i].len;
             let (pk, pv) = &past[i].layers[layer];
-            let new = idx * l * d..idx * l * d + n * d;
+            let new = (j * n + starts[i]) * d..(j * n + starts[i] + seqs[i].len()) * d;
             (
                 &pk[j * p * d..(j + 1) * p * d],
                 &pv[j * p * d..(j + 1) * p * d],
@@ -201,16 +252,16 @@ impl Gpt2 {
         };
         match &self.attention {
             Attention::Softmax { window } => {
-                out.par_chunks_mut(l * d).enumerate().for_each(|(idx, o)| {
-                    let (pk, pv, q, k, v) = job(idx);
+                jobs.into_par_iter().for_each(|(j, i, o)| {
+                    let (pk, pv, q, k, v) = slices(j, i);
                     softmax_after(*window, d, pk, pv, q, k, v, o)
                 });
             }
             Attention::GainCell { params } => {
-                out.par_chunks_mut(l * d).enumerate().try_for_each_init(
+                jobs.into_par_iter().try_for_each_init(
                     || KvArray::new(params),
-                    |arrays, (idx, o)| {
-                        let (pk, pv, q, k, v) = job(idx);
+                    |arrays, (j, i, o)| {
+                        let (pk, pv, q, k, v) = slices(j, i);
                         arrays.reset();
                         for (kc, vc) in pk.chunks_exact(d).zip(pv.chunks_exact(d)) {
                             arrays.write(kc, vc)?;
@@ -246,7 +297,7 @@ fn softmax_after(
     out: &mut [f32],
 ) {
     let p = pk.len() / d;
-    let key = |j: usize| {
+    let row = |j: usize| {
         if j < p {
             (&pk[j * d..(j + 1) * d], &pv[j * d..(j + 1) * d])
         } else {
@@ -266,17 +317,34 @@ fn softmax_after(
             (t + 1).saturating_sub(window)
         };
         s.clear();
-        s.extend(
-            (lo..=t).map(|j| qr.iter().zip(key(j).0).map(|(a, b)| a * b).sum::<f32>() * scale),
-        );
+        s.extend((lo..=t).map(|j| dot(qr, row(j).0) * scale));
         let m = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
         s.iter_mut().for_each(|x| *x = (*x - m).exp());
         let z: f32 = s.iter().sum();
         o.fill(0.0);
         for (j, w) in (lo..=t).zip(&s) {
-            for (x, y) in o.iter_mut().zip(key(j).1) {
-                *x += w / z * y;
+            let w = w / z;
+            for (x, y) in o.iter_mut().zip(row(j).1) {
+                *x += w * y;
             }
         }
     }
+}
+
+/// Dot product in eight lanes, so that it vectorises.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    acc.iter().sum::<f32>() + tail
 }
