@@ -3,8 +3,9 @@
 //! Requests that carry the same group key (the choices of one multiple-choice document) are scored as one
 //! [`Group`]: their longest common prefix (the context, and any leading tokens the continuations share) runs
 //! through the model once, and each request's remainder runs after it. Requests without a key, or every
-//! request when reuse is off, form groups of one. Groups go to the model longest first (the least padding, as
-//! the harness orders its batches), as many per call as fit in `batch` requests. [`ScoreStats`] counts the token
+//! request when reuse is off, form groups of one. Groups go to the model longest shared prefix first (the
+//! least padding for the parallel attention; the harness too orders by length), as many per call as fit in
+//! `batch` requests. [`ScoreStats`] counts the token
 //! positions computed against those the requests hold, which is what the reuse saves.
 
 use std::collections::BTreeMap;
@@ -35,6 +36,8 @@ pub struct Scored {
 /// What a scoring run did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ScoreStats {
+    /// Sequences scored: one per loglikelihood request, several for a rolling document or a continuation longer
+    /// than the model.
     pub requests: usize,
     /// Groups scored (as many as requests without reuse).
     pub groups: usize,

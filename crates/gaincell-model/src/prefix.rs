@@ -2,20 +2,16 @@
 //!
 //! [`Gpt2::prefill`] runs whole sequences in the parallel form (the same attention call as
 //! [`Gpt2::forward`]) and keeps every layer's keys and values in a [`PrefixCache`]; [`Gpt2::extend`] runs
-//! continuations after a cached prefix: their queries read the cached keys and values directly (softmax), or,
-//! on a gain-cell chip, the prefix is written into the head's arrays column by column and each new token
-//! writes its column and reads its query, as in generation (the incremental form, equal to the parallel form to
-//! float tolerance). Both return the logits of the positions asked for only, so the output head (the largest
-//! product of a small model) runs on those rows alone. Sequences are packed one after another without padding;
+//! continuations after a cached prefix: embeddings, projections and MLP on the new tokens only, and the
+//! attention in the same parallel form over the cached keys and values followed by the new ones (the prefix
+//! rows' queries are zeros and their outputs dropped: recomputing that attention costs little next to the
+//! rest, and keeps one kernel, hence one result, for every chip). Both return the logits of the positions asked
+//! for only, so the output head (the largest product of a small model) runs on those rows alone. Sequences are packed one after another without padding;
 //! only the parallel attention kernel sees a right-padded batch (causal: a padded slot never reaches a real one).
 
-use candle_core::{Device, Tensor};
-use gaincell_attn::KvArray;
-use rayon::prelude::*;
-
-use crate::attention::Attention;
 use crate::error::{ModelError, Result};
 use crate::model::Gpt2;
+use candle_core::{Device, Tensor};
 
 /// Keys and values of one sequence, every layer, as its attention received them (after a chip's scalers).
 #[derive(Debug, Clone)]
@@ -208,7 +204,8 @@ impl Gpt2 {
     }
 
     /// Attention of packed continuation rows `[1, H, N, D]` (sequence b's rows from `starts[b]`) over their
-    /// cached prefixes and themselves.
+    /// cached prefixes and themselves: the parallel form on a batch whose item b holds its prefix's keys and
+    /// values followed by its own, with zero queries on the prefix rows, whose outputs are dropped.
     #[allow(clippy::too_many_arguments)]
     fn attend_after(
         &self,
@@ -227,124 +224,46 @@ impl Gpt2 {
             k.flatten_all()?.to_vec1()?,
             v.flatten_all()?.to_vec1()?,
         );
-        // One job per (head, sequence): its rows of q, k, v, and its prefix's keys and values for that head.
-        let mut jobs: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(h * seqs.len());
-        let mut out = vec![0.0f32; q.len()];
-        let mut rest: &mut [f32] = &mut out;
-        for j in 0..h {
-            for (i, s) in seqs.iter().enumerate() {
-                let (rows, tail) = rest.split_at_mut(s.len() * d);
-                jobs.push((j, i, rows));
-                rest = tail;
+        let b = seqs.len();
+        let t = past
+            .iter()
+            .zip(seqs)
+            .map(|(c, s)| c.len + s.len())
+            .max()
+            .unwrap_or(0);
+        let mut batch = [
+            vec![0.0f32; b * h * t * d],
+            vec![0.0; b * h * t * d],
+            vec![0.0; b * h * t * d],
+        ];
+        // Rows `range` of head j of the packed new rows.
+        let new =
+            |j: usize, i: usize| (j * n + starts[i]) * d..(j * n + starts[i] + seqs[i].len()) * d;
+        for (i, c) in past.iter().enumerate() {
+            let (p, (pk, pv)) = (c.len, &c.layers[layer]);
+            for j in 0..h {
+                let at = (i * h + j) * t * d;
+                let split = at + p * d..at + (p + seqs[i].len()) * d;
+                batch[1][at..at + p * d].copy_from_slice(&pk[j * p * d..(j + 1) * p * d]);
+                batch[2][at..at + p * d].copy_from_slice(&pv[j * p * d..(j + 1) * p * d]);
+                batch[0][split.clone()].copy_from_slice(&q[new(j, i)]);
+                batch[1][split.clone()].copy_from_slice(&k[new(j, i)]);
+                batch[2][split].copy_from_slice(&v[new(j, i)]);
             }
         }
-        let slices = |j: usize, i: usize| {
-            let p = past[i].len;
-            let (pk, pv) = &past[i].layers[layer];
-            let new = (j * n + starts[i]) * d..(j * n + starts[i] + seqs[i].len()) * d;
-            (
-                &pk[j * p * d..(j + 1) * p * d],
-                &pv[j * p * d..(j + 1) * p * d],
-                &q[new.clone()],
-                &k[new.clone()],
-                &v[new],
-            )
-        };
-        match &self.attention {
-            Attention::Softmax { window } => {
-                jobs.into_par_iter().for_each(|(j, i, o)| {
-                    let (pk, pv, q, k, v) = slices(j, i);
-                    softmax_after(*window, d, pk, pv, q, k, v, o)
-                });
-            }
-            Attention::GainCell { params } => {
-                jobs.into_par_iter().try_for_each_init(
-                    || KvArray::new(params),
-                    |arrays, (j, i, o)| {
-                        let (pk, pv, q, k, v) = slices(j, i);
-                        arrays.reset();
-                        for (kc, vc) in pk.chunks_exact(d).zip(pv.chunks_exact(d)) {
-                            arrays.write(kc, vc)?;
-                        }
-                        for (((qr, kr), vr), or) in q
-                            .chunks_exact(d)
-                            .zip(k.chunks_exact(d))
-                            .zip(v.chunks_exact(d))
-                            .zip(o.chunks_exact_mut(d))
-                        {
-                            arrays.step(qr, kr, vr, or)?;
-                        }
-                        Ok::<(), gaincell_attn::AttnError>(())
-                    },
-                )?;
+        let [qb, kb, vb] = batch.map(|x| Tensor::from_vec(x, (b, h, t, d), &Device::Cpu));
+        let y: Vec<f32> = self
+            .attention
+            .forward(&qb?, &kb?, &vb?)?
+            .flatten_all()?
+            .to_vec1()?;
+        let mut out = vec![0.0f32; q.len()];
+        for (i, c) in past.iter().enumerate() {
+            for j in 0..h {
+                let at = ((i * h + j) * t + c.len) * d;
+                out[new(j, i)].copy_from_slice(&y[at..at + seqs[i].len() * d]);
             }
         }
         Ok(Tensor::from_vec(out, dims, &Device::Cpu)?)
     }
-}
-
-/// Causal softmax attention (over the last `window` keys, all when 0) of new rows `q` whose keys are the
-/// prefix's `pk` followed by their own `k`; `out` receives one row per query.
-#[allow(clippy::too_many_arguments)]
-fn softmax_after(
-    window: usize,
-    d: usize,
-    pk: &[f32],
-    pv: &[f32],
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    out: &mut [f32],
-) {
-    let p = pk.len() / d;
-    let row = |j: usize| {
-        if j < p {
-            (&pk[j * d..(j + 1) * d], &pv[j * d..(j + 1) * d])
-        } else {
-            (
-                &k[(j - p) * d..(j - p + 1) * d],
-                &v[(j - p) * d..(j - p + 1) * d],
-            )
-        }
-    };
-    let scale = 1.0 / (d as f32).sqrt();
-    let mut s = Vec::new();
-    for (i, (qr, o)) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
-        let t = p + i;
-        let lo = if window == 0 {
-            0
-        } else {
-            (t + 1).saturating_sub(window)
-        };
-        s.clear();
-        s.extend((lo..=t).map(|j| dot(qr, row(j).0) * scale));
-        let m = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        s.iter_mut().for_each(|x| *x = (*x - m).exp());
-        let z: f32 = s.iter().sum();
-        o.fill(0.0);
-        for (j, w) in (lo..=t).zip(&s) {
-            let w = w / z;
-            for (x, y) in o.iter_mut().zip(row(j).1) {
-                *x += w * y;
-            }
-        }
-    }
-}
-
-/// Dot product in eight lanes, so that it vectorises.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    acc.iter().sum::<f32>() + tail
 }
