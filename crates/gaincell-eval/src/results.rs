@@ -88,8 +88,18 @@ pub fn report(
     })
 }
 
-/// `(task, metric, value, stderr, higher is better)` rows of a results file (ours or the harness's).
-fn rows(file: &Value) -> Vec<(String, String, f64, Option<f64>, Option<bool>)> {
+/// One metric of one task in a results file.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    task: String,
+    metric: String,
+    value: f64,
+    stderr: Option<f64>,
+    higher_is_better: Option<bool>,
+}
+
+/// The metrics of a results file (ours or the harness's).
+fn rows(file: &Value) -> Vec<Row> {
     let mut out = Vec::new();
     let Some(results) = file["results"].as_object() else {
         return out;
@@ -108,8 +118,13 @@ fn rows(file: &Value) -> Vec<(String, String, f64, Option<f64>, Option<bool>)> {
                 .iter()
                 .find(|(k, _)| k.split(',').next() == Some(&format!("{metric}_stderr")))
                 .and_then(|(_, s)| s.as_f64());
-            let better = file["higher_is_better"][task][metric].as_bool();
-            out.push((task.clone(), metric.to_string(), v, stderr, better));
+            out.push(Row {
+                task: task.clone(),
+                metric: metric.to_string(),
+                value: v,
+                stderr,
+                higher_is_better: file["higher_is_better"][task][metric].as_bool(),
+            });
         }
     }
     // JSON objects come back sorted by name: show known tasks and metrics in the table's order instead.
@@ -123,7 +138,7 @@ fn rows(file: &Value) -> Vec<(String, String, f64, Option<f64>, Option<bool>)> {
         ),
         Err(_) => (Task::ALL.len(), 0),
     };
-    out.sort_by_key(|r| rank(&r.0, &r.1));
+    out.sort_by_key(|r| rank(&r.task, &r.metric));
     out
 }
 
@@ -133,27 +148,25 @@ pub fn markdown(file: &Value) -> String {
         "| Tasks | Version | n-shot | Metric | | Value | | Stderr |\n|---|--:|--:|---|---|--:|---|--:|\n",
     );
     let mut last = String::new();
-    for (task, metric, v, se, better) in rows(file) {
-        let (shown, version, shot) = if task == last {
+    for r in rows(file) {
+        let (shown, version, shot) = if r.task == last {
             (String::new(), String::new(), String::new())
         } else {
             (
-                task.clone(),
-                file["versions"][&task].to_string(),
-                file["n-shot"][&task].to_string(),
+                r.task.clone(),
+                file["versions"][&r.task].to_string(),
+                file["n-shot"][&r.task].to_string(),
             )
         };
-        let arrow = match better {
-            Some(true) => "↑",
-            Some(false) => "↓",
-            None => "",
-        };
-        let se = se.map_or("N/A".to_string(), |x| format!("{x:.4}"));
+        let se = r.stderr.map_or("N/A".to_string(), |x| format!("{x:.4}"));
         let _ = writeln!(
             s,
-            "| {shown} | {version} | {shot} | {metric} | {arrow} | {v:.4} | ± | {se} |"
+            "| {shown} | {version} | {shot} | {} | {} | {:.4} | ± | {se} |",
+            r.metric,
+            arrow(r.higher_is_better),
+            r.value
         );
-        last = task;
+        last = r.task;
     }
     if let Some(skipped) = file["skipped"].as_object() {
         for (task, why) in skipped {
@@ -179,14 +192,11 @@ pub fn label(file: &Value, fallback: &str) -> String {
 /// then each file's difference from the first, with the difference in combined standard errors where both
 /// have one.
 pub fn compare(files: &[(String, Value)]) -> String {
-    let tables: Vec<_> = files.iter().map(|(_, f)| rows(f)).collect();
-    let mut keys: Vec<(String, String)> = Vec::new();
-    for t in &tables {
-        for (task, metric, ..) in t {
-            let k = (task.clone(), metric.clone());
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
+    let tables: Vec<Vec<Row>> = files.iter().map(|(_, f)| rows(f)).collect();
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for r in tables.iter().flatten() {
+        if !keys.contains(&(&r.task, &r.metric)) {
+            keys.push((&r.task, &r.metric));
         }
     }
     let mut s = String::from("| task | metric |");
@@ -200,35 +210,35 @@ pub fn compare(files: &[(String, Value)]) -> String {
     s.push_str(&"--:|".repeat(2 * files.len() - 1));
     s.push('\n');
     for (task, metric) in keys {
-        let cell: Vec<Option<(f64, Option<f64>, Option<bool>)>> = tables
+        let cell: Vec<Option<&Row>> = tables
             .iter()
-            .map(|t| {
-                t.iter()
-                    .find(|r| r.0 == task && r.1 == metric)
-                    .map(|r| (r.2, r.3, r.4))
-            })
+            .map(|t| t.iter().find(|r| r.task == task && r.metric == metric))
             .collect();
-        let arrow = match cell.iter().flatten().find_map(|c| c.2) {
-            Some(true) => " ↑",
-            Some(false) => " ↓",
-            None => "",
-        };
-        let _ = write!(s, "| {task} | {metric}{arrow} |");
+        let better = cell.iter().flatten().find_map(|r| r.higher_is_better);
+        let _ = write!(
+            s,
+            "| {task} | {} |",
+            format!("{metric} {}", arrow(better)).trim_end()
+        );
         for c in &cell {
             let text = match c {
-                Some((v, Some(se), _)) => format!("{v:.4} ± {se:.4}"),
-                Some((v, None, _)) => format!("{v:.4}"),
+                Some(Row {
+                    value,
+                    stderr: Some(se),
+                    ..
+                }) => format!("{value:.4} ± {se:.4}"),
+                Some(r) => format!("{:.4}", r.value),
                 None => "–".into(),
             };
             let _ = write!(s, " {text} |");
         }
         for c in &cell[1..] {
-            let text = match (&cell[0], c) {
-                (Some((a, sa, _)), Some((b, sb, _))) => {
-                    let d = b - a;
-                    match (sa, sb) {
-                        (Some(sa), Some(sb)) if sa.hypot(*sb) > 0.0 => {
-                            format!("{d:+.4} ({:+.1}σ)", d / sa.hypot(*sb))
+            let text = match (cell[0], c) {
+                (Some(a), Some(b)) => {
+                    let d = b.value - a.value;
+                    match (a.stderr, b.stderr) {
+                        (Some(sa), Some(sb)) if sa.hypot(sb) > 0.0 => {
+                            format!("{d:+.4} ({:+.1}σ)", d / sa.hypot(sb))
                         }
                         _ => format!("{d:+.4}"),
                     }
@@ -240,4 +250,12 @@ pub fn compare(files: &[(String, Value)]) -> String {
         s.push('\n');
     }
     s
+}
+
+fn arrow(higher_is_better: Option<bool>) -> &'static str {
+    match higher_is_better {
+        Some(true) => "↑",
+        Some(false) => "↓",
+        None => "",
+    }
 }

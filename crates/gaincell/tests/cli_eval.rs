@@ -44,7 +44,7 @@ fn fixture() -> String {
 /// A 300-entry BPE (it fits the fixture's 512) and a data folder with PIQA and WinoGrande items.
 fn setup(dir: &Path) -> (String, String) {
     let text = "The cat sat on the mat. The dog ran to the park and back again. Pour water into the glass.";
-    let tok = gaincell_model::train_bpe(std::iter::repeat(text).take(20), 300).unwrap();
+    let tok = gaincell_model::train_bpe(std::iter::repeat_n(text, 20), 300).unwrap();
     let tok_path = dir.join("tokenizer.json");
     tok.save(&tok_path).unwrap();
     let data = dir.join("data");

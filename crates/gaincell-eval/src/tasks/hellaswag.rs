@@ -62,7 +62,7 @@ fn read_six_lines(path: &Path) -> Result<Vec<Doc>> {
     let text = read_text(path)?;
     let lines: Vec<&str> = text.lines().collect();
     let n = lines.len() - lines.iter().rev().take_while(|l| l.is_empty()).count();
-    if n % 6 != 0 {
+    if !n.is_multiple_of(6) {
         return Err(EvalError::data(
             path,
             format!("{n} lines: expected 6 per item (context, gold, four endings)"),
