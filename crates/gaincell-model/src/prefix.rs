@@ -6,12 +6,14 @@
 //! attention in the same parallel form over the cached keys and values followed by the new ones (the prefix
 //! rows' queries are zeros and their outputs dropped: recomputing that attention costs little next to the
 //! rest, and keeps one kernel, hence one result, for every chip). Both return the logits of the positions asked
-//! for only, so the output head (the largest product of a small model) runs on those rows alone. Sequences are packed one after another without padding;
-//! only the parallel attention kernel sees a right-padded batch (causal: a padded slot never reaches a real one).
+//! for only, so the output head (the largest product of a small model) runs on those rows alone. Sequences are
+//! packed one after another without padding; only the attention kernel sees a right-padded batch (causal: a
+//! padded slot never reaches a real one).
+
+use candle_core::{Device, Tensor};
 
 use crate::error::{ModelError, Result};
 use crate::model::Gpt2;
-use candle_core::{Device, Tensor};
 
 /// Keys and values of one sequence, every layer, as its attention received them (after a chip's scalers).
 #[derive(Debug, Clone)]
@@ -107,26 +109,6 @@ impl Gpt2 {
             .collect();
         let packed = |v: Vec<u32>| Tensor::from_vec(v, n, &Device::Cpu);
         let mut x = (self.wte.embedding(&packed(ids)?)? + self.wpe.embedding(&packed(pos)?)?)?;
-        // Without a past, attention runs in the parallel form on a right-padded batch [B, H, L, D]: where each
-        // padded slot reads its row from (padding repeats row 0), and where each packed row sits in the batch.
-        let l = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
-        let (to_batch, from_batch) = if past.is_none() {
-            let mut to = vec![0u32; seqs.len() * l];
-            let mut from = Vec::with_capacity(n);
-            for (b, (s, &at)) in seqs.iter().zip(&starts).enumerate() {
-                for t in 0..s.len() {
-                    to[b * l + t] = (at + t) as u32;
-                    from.push((b * l + t) as u32);
-                }
-            }
-            let len = (to.len(), from.len());
-            (
-                Some(Tensor::from_vec(to, len.0, &Device::Cpu)?),
-                Some(Tensor::from_vec(from, len.1, &Device::Cpu)?),
-            )
-        } else {
-            (None, None)
-        };
         let mut caches: Vec<PrefixCache> = seqs
             .iter()
             .map(|s| PrefixCache {
@@ -150,40 +132,8 @@ impl Gpt2 {
             if let Some(s) = &block.scalers {
                 (q, k, v) = (s.q.apply(&q)?, s.k.apply(&k)?, s.v.apply(&v)?);
             }
-            let mut y = match (past, &to_batch, &from_batch) {
-                (Some(p), ..) => self.attend_after(layer, p, seqs, &starts, &q, &k, &v)?,
-                (None, Some(to), Some(from)) => {
-                    let batch = |x: &Tensor| -> Result<Tensor> {
-                        Ok(x.index_select(to, 2)?
-                            .reshape((h, seqs.len(), l, d))?
-                            .transpose(0, 1)?
-                            .contiguous()?)
-                    };
-                    self.attention
-                        .forward(&batch(&q)?, &batch(&k)?, &batch(&v)?)?
-                        .transpose(0, 1)?
-                        .reshape((1, h, seqs.len() * l, d))?
-                        .index_select(from, 2)?
-                }
-                _ => unreachable!("a batch layout without a past"),
-            };
-            if keep {
-                let (kf, vf): (Vec<f32>, Vec<f32>) =
-                    (k.flatten_all()?.to_vec1()?, v.flatten_all()?.to_vec1()?);
-                for (cache, &at) in caches.iter_mut().zip(&starts) {
-                    let len = cache.len;
-                    let take = |all: &[f32]| -> Vec<f32> {
-                        (0..h)
-                            .flat_map(|j| {
-                                all[(j * n + at) * d..(j * n + at + len) * d]
-                                    .iter()
-                                    .copied()
-                            })
-                            .collect()
-                    };
-                    cache.layers.push((take(&kf), take(&vf)));
-                }
-            }
+            let keep_into = keep.then_some(caches.as_mut_slice());
+            let mut y = self.attend(layer, past, seqs, &starts, [&q, &k, &v], keep_into)?;
             if let Some(s) = &block.scalers {
                 y = s.o.apply(&y)?;
             }
@@ -203,52 +153,55 @@ impl Gpt2 {
         Ok((logits, if keep { caches } else { Vec::new() }))
     }
 
-    /// Attention of packed continuation rows `[1, H, N, D]` (sequence b's rows from `starts[b]`) over their
-    /// cached prefixes and themselves: the parallel form on a batch whose item b holds its prefix's keys and
-    /// values followed by its own, with zero queries on the prefix rows, whose outputs are dropped.
-    #[allow(clippy::too_many_arguments)]
-    fn attend_after(
+    /// Attention of packed rows `[1, H, N, D]` (sequence b's rows from `starts[b]`), each sequence after its
+    /// cached prefix when there is one: the parallel form on a right-padded batch whose item b holds the
+    /// prefix's keys and values followed by its own, with zero queries on the prefix rows, whose outputs are
+    /// dropped. `keep` receives each sequence's keys and values of this layer.
+    fn attend(
         &self,
         layer: usize,
-        past: &[&PrefixCache],
+        past: Option<&[&PrefixCache]>,
         seqs: &[&[u32]],
         starts: &[usize],
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
+        qkv: [&Tensor; 3],
+        mut keep: Option<&mut [PrefixCache]>,
     ) -> Result<Tensor> {
-        let dims = q.dims4()?;
+        let dims = qkv[0].dims4()?;
         let (h, n, d) = (dims.1, dims.2, dims.3);
-        let (q, k, v): (Vec<f32>, Vec<f32>, Vec<f32>) = (
-            q.flatten_all()?.to_vec1()?,
-            k.flatten_all()?.to_vec1()?,
-            v.flatten_all()?.to_vec1()?,
+        let [q, k, v] = qkv.map(|x| x.flatten_all().and_then(|x| x.to_vec1::<f32>()));
+        let (q, k, v) = (q?, k?, v?);
+        let cached = |i: usize| past.map_or(0, |p| p[i].len);
+        let (b, t) = (
+            seqs.len(),
+            (0..seqs.len())
+                .map(|i| cached(i) + seqs[i].len())
+                .max()
+                .unwrap_or(0),
         );
-        let b = seqs.len();
-        let t = past
-            .iter()
-            .zip(seqs)
-            .map(|(c, s)| c.len + s.len())
-            .max()
-            .unwrap_or(0);
-        let mut batch = [
-            vec![0.0f32; b * h * t * d],
-            vec![0.0; b * h * t * d],
-            vec![0.0; b * h * t * d],
-        ];
-        // Rows `range` of head j of the packed new rows.
+        let mut batch = [0; 3].map(|_| vec![0.0f32; b * h * t * d]);
+        // Head j of sequence i: its packed new rows, and where its item starts in the batch.
         let new =
             |j: usize, i: usize| (j * n + starts[i]) * d..(j * n + starts[i] + seqs[i].len()) * d;
-        for (i, c) in past.iter().enumerate() {
-            let (p, (pk, pv)) = (c.len, &c.layers[layer]);
+        let item = |j: usize, i: usize| (i * h + j) * t * d;
+        for i in 0..b {
+            let p = cached(i);
             for j in 0..h {
-                let at = (i * h + j) * t * d;
-                let split = at + p * d..at + (p + seqs[i].len()) * d;
-                batch[1][at..at + p * d].copy_from_slice(&pk[j * p * d..(j + 1) * p * d]);
-                batch[2][at..at + p * d].copy_from_slice(&pv[j * p * d..(j + 1) * p * d]);
-                batch[0][split.clone()].copy_from_slice(&q[new(j, i)]);
-                batch[1][split.clone()].copy_from_slice(&k[new(j, i)]);
-                batch[2][split].copy_from_slice(&v[new(j, i)]);
+                let at = item(j, i);
+                if let Some(past) = past {
+                    let (pk, pv) = &past[i].layers[layer];
+                    batch[1][at..at + p * d].copy_from_slice(&pk[j * p * d..(j + 1) * p * d]);
+                    batch[2][at..at + p * d].copy_from_slice(&pv[j * p * d..(j + 1) * p * d]);
+                }
+                let rows = at + p * d..at + (p + seqs[i].len()) * d;
+                for (x, all) in batch.iter_mut().zip([&q, &k, &v]) {
+                    x[rows.clone()].copy_from_slice(&all[new(j, i)]);
+                }
+            }
+            if let Some(caches) = keep.as_deref_mut() {
+                let own = |all: &[f32]| -> Vec<f32> {
+                    (0..h).flat_map(|j| all[new(j, i)].to_vec()).collect()
+                };
+                caches[i].layers.push((own(&k), own(&v)));
             }
         }
         let [qb, kb, vb] = batch.map(|x| Tensor::from_vec(x, (b, h, t, d), &Device::Cpu));
@@ -258,9 +211,9 @@ impl Gpt2 {
             .flatten_all()?
             .to_vec1()?;
         let mut out = vec![0.0f32; q.len()];
-        for (i, c) in past.iter().enumerate() {
+        for i in 0..b {
             for j in 0..h {
-                let at = ((i * h + j) * t + c.len) * d;
+                let at = item(j, i) + cached(i) * d;
                 out[new(j, i)].copy_from_slice(&y[at..at + seqs[i].len() * d]);
             }
         }
