@@ -7,7 +7,9 @@
 //!   our own checkpoints (safetensors + JSON sidecar), and names resolved on the Hub when online;
 //! - [`Tokenizer`]: GPT-2 BPE, embedded and offline, or any HF `tokenizer.json`;
 //! - [`Decoder`]: token-by-token generation, the chip's arrays written one column per token;
-//! - [`perplexity`]: strided-window perplexity and bits per byte.
+//! - [`perplexity`]: strided-window perplexity and bits per byte;
+//! - [`PrefixCache`]: logits of chosen positions only, and continuations scored after a prefix computed once
+//!   ([`Gpt2::prefill`], [`Gpt2::extend`]), for task evaluation.
 //!
 //! Not here: training and adaptation (gaincell-train), task evaluation (gaincell-eval), printing.
 
@@ -19,6 +21,7 @@ mod error;
 mod model;
 pub mod ops;
 mod ppl;
+mod prefix;
 mod tokenizer;
 
 pub use attention::{Attention, Scalers};
@@ -27,4 +30,5 @@ pub use decode::{Decoder, Sampler};
 pub use error::ModelError;
 pub use model::{Gpt2, Site};
 pub use ppl::{perplexity, PplOptions, PplResult};
+pub use prefix::PrefixCache;
 pub use tokenizer::{train_bpe, Tokenizer};

@@ -28,7 +28,7 @@ enum Command {
     Chip(commands::chip::ChipCommand),
     /// Simulate gain-cell arrays on q, k, v given as .npy files (physical units) and write S, φ and the output.
     Attention(commands::attention::AttentionArgs),
-    /// Evaluate a model on a chip: perplexity of a text.
+    /// Evaluate a model on a chip: perplexity of a text, the zero-shot task table, comparisons of results.
     #[command(subcommand)]
     Eval(commands::eval::EvalCommand),
     /// Tokenizers: train a small byte-level BPE on a corpus, or show how one splits a text.

@@ -18,6 +18,37 @@ pub enum BenchCommand {
     Ppl(super::bench_ppl::PplBench),
     /// Training throughput (forward, backward, AdamW) of the small GPT per chip, beside PyTorch + transformers.
     Train(super::bench_train::TrainBench),
+    /// Zero-shot scoring: requests per second on the same requests with and without prefix reuse (a document's
+    /// shared context computed once), the token positions each computes, and the largest difference in
+    /// log-likelihood between the two.
+    Eval(EvalBench),
+}
+
+#[derive(Args)]
+pub struct EvalBench {
+    #[command(flatten)]
+    model: crate::model_args::ModelArgs,
+    /// Tasks whose requests are scored (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "hellaswag,arc_easy,piqa")]
+    tasks: Vec<String>,
+    /// Folder of the task data (as `eval tasks`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Documents per task.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Most requests per model call.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Token for an empty context; default: the tokenizer's <|endoftext|>.
+    #[arg(long)]
+    prefix_token: Option<u32>,
+    /// Timed runs of each mode, alternating (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Also write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -125,6 +156,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Attention(a) => attention(a),
         BenchCommand::Ppl(p) => super::bench_ppl::run(p),
         BenchCommand::Train(t) => super::bench_train::run(t),
+        BenchCommand::Eval(a) => eval(a),
     }
 }
 
@@ -262,6 +294,144 @@ fn attention(a: AttentionBench) -> Result<()> {
             rows,
         };
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct EvalRow {
+    prefix_reuse: bool,
+    #[serde(flatten)]
+    stats: gaincell_eval::ScoreStats,
+    requests_per_s: f64,
+}
+
+fn eval(a: EvalBench) -> Result<()> {
+    use gaincell_eval::evaluate::token_requests;
+    use gaincell_eval::{score_requests, ScoreOptions};
+
+    let tasks = super::eval::parse_tasks(&a.tasks)?;
+    let dir = gaincell_eval::data_dir(a.data_dir.as_deref());
+    let loaded = a.model.load()?;
+    let model = &loaded.model;
+    let prefix = super::eval::prefix_token(&loaded, a.prefix_token)?;
+    // The requests of every task, group keys kept apart per task.
+    let (mut seqs, mut keys) = (Vec::new(), Vec::new());
+    for t in &tasks {
+        let mut docs = t.load(&dir)?;
+        docs.truncate(a.limit);
+        let r = token_requests(&docs, &loaded.tokenizer, prefix, model.config.n_positions)?;
+        let base = keys.len();
+        keys.extend(r.keys.into_iter().map(|k| k.map(|k| k + base)));
+        seqs.extend(r.seqs);
+    }
+    println!(
+        "bench eval: {} requests from {} ({} docs each at most), model {} on {}, batch {}, {} threads",
+        seqs.len(),
+        tasks.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "),
+        a.limit,
+        loaded.source,
+        model.chip.name,
+        a.batch,
+        rayon::current_num_threads()
+    );
+    // Warm-up: one call, so neither mode pays for first-touch allocations.
+    let n = a.batch.min(seqs.len());
+    score_requests(
+        model,
+        &seqs[..n],
+        &keys[..n],
+        ScoreOptions {
+            batch: a.batch,
+            prefix_reuse: false,
+        },
+        &mut |_, _| {},
+    )?;
+    // Both modes in turn, `reps` times, so that load from other work on the machine falls on both alike.
+    let mut runs: [Vec<gaincell_eval::ScoreStats>; 2] = [Vec::new(), Vec::new()];
+    let mut scores = Vec::new();
+    for rep in 0..a.reps.max(1) {
+        for (m, prefix_reuse) in [false, true].into_iter().enumerate() {
+            let what = if prefix_reuse { "reuse" } else { "no reuse" };
+            let bar = super::eval::request_bar(&format!("{what} {}/{}", rep + 1, a.reps.max(1)));
+            let opts = ScoreOptions {
+                batch: a.batch,
+                prefix_reuse,
+            };
+            let (s, stats) = score_requests(model, &seqs, &keys, opts, &mut |d, t| {
+                bar.set_length(t as u64);
+                bar.set_position(d as u64);
+            })?;
+            bar.finish_and_clear();
+            if rep == 0 {
+                scores.push(s);
+            }
+            runs[m].push(stats);
+        }
+    }
+    let rows: Vec<EvalRow> = runs
+        .into_iter()
+        .zip([false, true])
+        .map(|(mut r, prefix_reuse)| {
+            r.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+            let stats = r.swap_remove(r.len() / 2);
+            EvalRow {
+                prefix_reuse,
+                requests_per_s: stats.requests_per_s(),
+                stats,
+            }
+        })
+        .collect();
+    let max_diff = scores[0]
+        .iter()
+        .zip(&scores[1])
+        .map(|(x, y)| (x.loglikelihood - y.loglikelihood).abs())
+        .fold(0.0f64, f64::max);
+    let greedy_same = scores[0]
+        .iter()
+        .zip(&scores[1])
+        .filter(|(x, y)| x.greedy == y.greedy)
+        .count();
+    println!(
+        "{:<14} {:>9} {:>7} {:>16} {:>10} {:>12}",
+        "mode", "requests", "calls", "tokens computed", "s (median)", "requests/s"
+    );
+    for r in &rows {
+        println!(
+            "{:<14} {:>9} {:>7} {:>16} {:>10.2} {:>12.1}",
+            if r.prefix_reuse {
+                "prefix reuse"
+            } else {
+                "no reuse"
+            },
+            r.stats.requests,
+            r.stats.calls,
+            r.stats.tokens_computed,
+            r.stats.seconds,
+            r.requests_per_s
+        );
+    }
+    println!(
+        "prefix reuse: {:.2}× the requests per second, {:.2}× fewer token positions; largest |Δ log-likelihood| {max_diff:.2e}, greedy flags equal for {greedy_same}/{}",
+        rows[1].requests_per_s / rows[0].requests_per_s,
+        rows[0].stats.tokens_computed as f64 / rows[1].stats.tokens_computed.max(1) as f64,
+        seqs.len()
+    );
+    if let Some(path) = a.json {
+        let out = serde_json::json!({
+            "model": loaded.source,
+            "chip": model.chip.name,
+            "tasks": tasks.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            "limit": a.limit,
+            "batch": a.batch,
+            "threads": rayon::current_num_threads(),
+            "reps": a.reps.max(1),
+            "rows": rows,
+            "speedup": rows[1].requests_per_s / rows[0].requests_per_s,
+            "max_abs_loglikelihood_diff": max_diff,
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&out)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

@@ -1,19 +1,81 @@
-//! `gaincell eval`: how well a model does on a chip. `ppl`: perplexity and bits per byte of a text file.
+//! `gaincell eval`: how well a model does on a chip. `ppl`: perplexity and bits per byte of a text file; `tasks`:
+//! the zero-shot benchmark table (lm-evaluation-harness conventions) as a results JSON and a markdown table;
+//! `compare`: results files side by side.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use gaincell_eval::results::{self, Skipped};
+use gaincell_eval::{data_dir, evaluate, EvalError, EvalOptions, ScoreOptions, Task};
 use gaincell_model::{perplexity, PplOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::model_args::ModelArgs;
+use crate::model_args::{Loaded, ModelArgs};
 
 #[derive(Subcommand)]
 pub enum EvalCommand {
     /// Perplexity of a text file (strided windows: each token scored once, with up to ctx − stride tokens of
     /// context), bits per byte and throughput.
     Ppl(PplArgs),
+    /// Zero-shot tasks as lm-evaluation-harness scores them (wikitext, lambada_openai, hellaswag, piqa, arc_easy,
+    /// arc_challenge, winogrande): a results JSON in the harness's shape and a markdown table beside it.
+    ///
+    /// Data is read from --data-dir, else $GAINCELL_DATA, else ../shared/data/eval: wikitext-2-raw/wiki.test.raw,
+    /// lambada/lambada_test.jsonl, hellaswag/hellaswag_val.jsonl (original) or hellaswag_val_full.txt,
+    /// piqa/valid.jsonl + valid-labels.lst, arc-easy/arc_easy.jsonl and arc-challenge/arc_challenge.jsonl
+    /// ({"query", "choices", "gold"} lines, or AI2's ARC-*-Test.jsonl, or HF ai2_arc JSON lines),
+    /// winogrande/dev.jsonl. A task whose data is missing is skipped with a note saying where to get it.
+    Tasks(TasksArgs),
+    /// Results files side by side (ours or lm-evaluation-harness's): one column per file, then each file's
+    /// difference from the first (in combined standard errors where both have one).
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+pub struct TasksArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Tasks, comma-separated (harness names; `lambada` stands for lambada_openai).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "wikitext,lambada_openai,hellaswag,piqa,arc_easy,arc_challenge,winogrande"
+    )]
+    pub tasks: Vec<String>,
+    /// Folder of the task data (see above).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Only the first N documents of each task.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Most requests per model call.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Score every request on its own (no prefix shared by a document's requests computed once).
+    #[arg(long)]
+    pub no_prefix_reuse: bool,
+    /// Bootstrap resamples for the standard error of LAMBADA's perplexity (the harness's default).
+    #[arg(long, default_value_t = 100_000)]
+    pub bootstrap_iters: usize,
+    /// Token for an empty context and the start of rolling windows; default: the tokenizer's <|endoftext|>.
+    #[arg(long)]
+    pub prefix_token: Option<u32>,
+    /// Results JSON; the markdown table is written beside it (same name, .md).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// Results files (`gaincell eval tasks --out`, or lm-evaluation-harness's results JSON).
+    #[arg(required = true, num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// Also write the table (markdown) to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -40,6 +102,8 @@ pub struct PplArgs {
 pub fn run(cmd: EvalCommand) -> Result<()> {
     match cmd {
         EvalCommand::Ppl(a) => ppl(a),
+        EvalCommand::Tasks(a) => tasks(a),
+        EvalCommand::Compare(a) => compare(a),
     }
 }
 
@@ -89,6 +153,199 @@ fn ppl(a: PplArgs) -> Result<()> {
         });
         std::fs::write(&path, serde_json::to_string_pretty(&out)?)
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The tasks named on the command line, each once, in the table's order.
+pub fn parse_tasks(names: &[String]) -> Result<Vec<Task>> {
+    let mut t: Vec<Task> = names
+        .iter()
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| Task::parse(n))
+        .collect::<gaincell_eval::Result<_>>()?;
+    t.sort();
+    t.dedup();
+    if t.is_empty() {
+        bail!("no tasks: give --tasks with one or more of wikitext, lambada_openai, hellaswag, piqa, arc_easy, arc_challenge, winogrande");
+    }
+    Ok(t)
+}
+
+/// The prefix token: the flag, else the tokenizer's end-of-text token.
+pub fn prefix_token(loaded: &Loaded, flag: Option<u32>) -> Result<u32> {
+    let id = match flag.or_else(|| loaded.tokenizer.eot()) {
+        Some(id) => id,
+        None => bail!(
+            "the tokenizer has no <|endoftext|> token: give --prefix-token (the id that stands for an empty context)"
+        ),
+    };
+    if id as usize >= loaded.model.config.vocab_size {
+        bail!(
+            "prefix token {id} is outside the model's vocabulary ({})",
+            loaded.model.config.vocab_size
+        );
+    }
+    Ok(id)
+}
+
+/// A progress bar counting requests, with rate and ETA.
+pub fn request_bar(prefix: &str) -> ProgressBar {
+    ProgressBar::new(0)
+        .with_style(
+            ProgressStyle::with_template(
+                "{prefix:>14} {bar:40} {pos}/{len} requests  {per_sec}  ETA {eta}",
+            )
+            .expect("valid template"),
+        )
+        .with_prefix(prefix.to_string())
+}
+
+fn tasks(a: TasksArgs) -> Result<()> {
+    let started = Instant::now();
+    let wanted = parse_tasks(&a.tasks)?;
+    let dir = data_dir(a.data_dir.as_deref());
+    let loaded = a.model.load()?;
+    let model = &loaded.model;
+    let prefix = prefix_token(&loaded, a.prefix_token)?;
+    println!("{}", super::chip::summary(&model.chip));
+    println!(
+        "model {}  ·  data {}  ·  batch {}  ·  prefix reuse {}  ·  {} threads",
+        loaded.source,
+        dir.display(),
+        a.batch,
+        if a.no_prefix_reuse { "off" } else { "on" },
+        rayon::current_num_threads()
+    );
+    let opts = EvalOptions {
+        score: ScoreOptions {
+            batch: a.batch.max(1),
+            prefix_reuse: !a.no_prefix_reuse,
+        },
+        prefix_token: prefix,
+        bootstrap_iters: a.bootstrap_iters,
+    };
+    let (mut done, mut skipped, mut original) = (Vec::new(), Vec::new(), BTreeMap::new());
+    for task in wanted {
+        let mut docs = match task.load(&dir) {
+            Ok(d) => d,
+            Err(EvalError::MissingData { path, hint, .. }) => {
+                let reason = format!("no data at {}: {hint}", path.display());
+                println!("skipped {}: {reason}", task.name());
+                skipped.push(Skipped { task, reason });
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        original.insert(task, docs.len());
+        if let Some(n) = a.limit {
+            docs.truncate(n);
+        }
+        let bar = request_bar(task.name());
+        let r = evaluate(
+            model,
+            &loaded.tokenizer,
+            task,
+            &docs,
+            opts,
+            &mut |n, total| {
+                bar.set_length(total as u64);
+                bar.set_position(n as u64);
+            },
+        )
+        .with_context(|| task.name())?;
+        bar.finish_and_clear();
+        let figures: Vec<String> = r
+            .metrics
+            .iter()
+            .map(|m| match m.stderr {
+                Some(se) => format!("{} {:.4} ± {se:.4}", m.name, m.value),
+                None => format!("{} {:.4}", m.name, m.value),
+            })
+            .collect();
+        println!(
+            "{:<14} {}   ({} docs, {} requests, {:.1} requests/s, {:.1} s)",
+            task.name(),
+            figures.join(", "),
+            r.docs,
+            r.scoring.requests,
+            r.scoring.requests_per_s(),
+            r.seconds
+        );
+        done.push(r);
+    }
+    if done.is_empty() {
+        bail!(
+            "no task had its data in {}: {}",
+            dir.display(),
+            skipped
+                .iter()
+                .map(|s| s.reason.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let config = serde_json::json!({
+        "model": loaded.source,
+        "chip": model.chip.name,
+        "tokenizer": a.model.tokenizer.clone().unwrap_or_else(|| "default".into()),
+        "data_dir": dir.display().to_string(),
+        "batch_size": opts.score.batch,
+        "limit": a.limit,
+        "prefix_reuse": opts.score.prefix_reuse,
+        "bootstrap_iters": a.bootstrap_iters,
+        "max_length": model.config.n_positions,
+        "prefix_token": prefix,
+        "num_fewshot": 0,
+        "threads": rayon::current_num_threads(),
+    });
+    let report = results::report(&done, &skipped, &original, config, seconds);
+    write(&a.out, &serde_json::to_string_pretty(&report)?)?;
+    let md = results::markdown(&report);
+    let md_path = a.out.with_extension("md");
+    write(&md_path, &md)?;
+    println!("\n{md}");
+    println!(
+        "wall time {seconds:.1} s; wrote {} and {}",
+        a.out.display(),
+        md_path.display()
+    );
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn compare(a: CompareArgs) -> Result<()> {
+    let files = a
+        .files
+        .iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", p.display()))?;
+            if !v["results"].is_object() {
+                bail!(
+                    "{}: no `results` table (write one with `gaincell eval tasks --out`)",
+                    p.display()
+                );
+            }
+            let name = p.file_stem().map_or(p.display().to_string(), |s| {
+                s.to_string_lossy().into_owned()
+            });
+            Ok((results::label(&v, &name), v))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let table = results::compare(&files);
+    print!("{table}");
+    if let Some(out) = a.out {
+        write(&out, &table)?;
     }
     Ok(())
 }
