@@ -95,13 +95,16 @@ pub fn markdown(r: &PipelineResult) -> String {
         "| run | chip | starts from | steps | validation loss |\n|---|---|---|---:|---:|\n",
     );
     for st in &r.stages {
-        let init = Path::new(&st.init)
-            .components()
-            .rev()
-            .nth(1)
-            .map_or(st.init.clone(), |c| {
-                c.as_os_str().to_string_lossy().into_owned()
-            });
+        // The stage a run starts from: `…/software/checkpoint` → software, `…/adapted` → adapted.
+        let p = Path::new(&st.init);
+        let p = if p.ends_with("checkpoint") {
+            p.parent().unwrap_or(p)
+        } else {
+            p
+        };
+        let init = p
+            .file_name()
+            .map_or(st.init.clone(), |n| n.to_string_lossy().into_owned());
         s += &format!(
             "| {} | {} | {} | {} | {:.4} |\n",
             st.stage, st.chip, init, st.steps, st.final_val_loss
