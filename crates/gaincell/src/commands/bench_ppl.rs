@@ -3,9 +3,10 @@
 //! (scripts/bench_pytorch_ppl.py, run by `--run-pytorch` or read from its JSON with `--pytorch`).
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+
+use super::pytorch_baseline;
 use clap::Args;
 use gaincell_chip::ChipConfig;
 use gaincell_model::{perplexity, Gpt2, Gpt2Config, PplOptions};
@@ -175,67 +176,30 @@ pub fn run(a: PplBench) -> Result<()> {
 
 /// PyTorch's tokens/s and where it came from: run now, read from a file, or none.
 fn pytorch_figure(a: &PplBench, stride: usize, threads: usize) -> Result<Option<(f64, String)>> {
-    let path = if a.run_pytorch {
-        let script = PathBuf::from("scripts/bench_pytorch_ppl.py");
-        if !script.exists() {
-            bail!(
-                "--run-pytorch: {} not found; run from the repository root",
-                script.display()
-            );
-        }
-        let out =
-            std::env::temp_dir().join(format!("gaincell-pytorch-ppl-{}.json", std::process::id()));
-        println!("running {} ({threads} threads) …", script.display());
-        let status = Command::new("python3")
-            .arg(&script)
-            .args(["--threads", &threads.to_string()])
-            .args(["--ctx", &a.ctx.to_string(), "--stride", &stride.to_string()])
-            .args(["--windows", &a.windows.to_string()])
-            .arg("--out")
-            .arg(&out)
-            .status()
-            .context("--run-pytorch: could not start python3")?;
-        if !status.success() {
-            bail!(
-                "--run-pytorch: {} failed ({status}); install torch and transformers",
-                script.display()
-            );
-        }
-        out
-    } else if let Some(p) = &a.pytorch {
-        p.clone()
-    } else {
+    let args: Vec<String> = [
+        ("--threads", threads),
+        ("--ctx", a.ctx),
+        ("--stride", stride),
+        ("--windows", a.windows),
+    ]
+    .iter()
+    .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+    .collect();
+    let script = "scripts/bench_pytorch_ppl.py";
+    let Some(b) = pytorch_baseline::obtain(script, &args, a.run_pytorch, a.pytorch.as_deref())?
+    else {
         return Ok(None);
     };
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let tps = v["tokens_per_s"].as_f64().with_context(|| {
-        format!(
-            "{}: no `tokens_per_s` (write it with scripts/bench_pytorch_ppl.py)",
-            path.display()
-        )
-    })?;
+    let tps = b.json["tokens_per_s"]
+        .as_f64()
+        .with_context(|| format!("`tokens_per_s` is not a number (write it with {script})"))?;
     for (key, ours) in [("ctx", a.ctx), ("stride", stride), ("threads", threads)] {
-        if v[key].as_u64() != Some(ours as u64) {
+        if b.json[key].as_u64() != Some(ours as u64) {
             println!(
                 "note: PyTorch ran with {key} = {}, this run uses {ours}",
-                v[key]
+                b.json[key]
             );
         }
     }
-    let source = format!(
-        "{}, torch {}, transformers {}, {} threads, {}",
-        if a.run_pytorch {
-            "measured in this run".to_string()
-        } else {
-            path.display().to_string()
-        },
-        v["torch"].as_str().unwrap_or("?"),
-        v["transformers"].as_str().unwrap_or("?"),
-        v["threads"],
-        v["date"].as_str().unwrap_or("?")
-    );
-    Ok(Some((tps, source)))
+    Ok(Some((tps, b.source)))
 }

@@ -3,10 +3,11 @@
 //! `--run-pytorch` or read from its JSON with `--pytorch`).
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+
+use super::pytorch_baseline;
 use candle_core::{Device, Tensor};
 use clap::Args;
 use gaincell_chip::ChipConfig;
@@ -130,85 +131,31 @@ pub fn run(a: TrainBench) -> Result<()> {
 type Figures = (serde_json::Map<String, serde_json::Value>, String);
 
 fn pytorch_figures(a: &TrainBench, threads: usize) -> Result<Option<Figures>> {
-    let path = if a.run_pytorch {
-        let script = PathBuf::from("scripts/bench_pytorch_train.py");
-        if !script.exists() {
-            bail!(
-                "--run-pytorch: {} not found; run from the repository root",
-                script.display()
-            );
-        }
-        let out = std::env::temp_dir().join(format!(
-            "gaincell-pytorch-train-{}.json",
-            std::process::id()
-        ));
-        let arg = |x: usize| x.to_string();
-        let status = Command::new("python3")
-            .arg(&script)
-            .args([
-                "--threads",
-                &arg(threads),
-                "--layers",
-                &arg(a.layers),
-                "--heads",
-                &arg(a.heads),
-            ])
-            .args([
-                "--embd",
-                &arg(a.embd),
-                "--vocab",
-                &arg(a.vocab),
-                "--ctx",
-                &arg(a.ctx),
-            ])
-            .args([
-                "--window",
-                &arg(a.window),
-                "--batch",
-                &arg(a.batch),
-                "--steps",
-                &arg(a.steps),
-            ])
-            .args(["--kinds", &a.chips.join(",")])
-            .arg("--out")
-            .arg(&out)
-            .status()
-            .context("--run-pytorch: could not start python3")?;
-        if !status.success() {
-            bail!(
-                "--run-pytorch: {} failed ({status}); install torch and transformers",
-                script.display()
-            );
-        }
-        out
-    } else if let Some(p) = &a.pytorch {
-        p.clone()
-    } else {
+    let mut args: Vec<String> = [
+        ("--threads", threads),
+        ("--layers", a.layers),
+        ("--heads", a.heads),
+        ("--embd", a.embd),
+        ("--vocab", a.vocab),
+        ("--ctx", a.ctx),
+        ("--window", a.window),
+        ("--batch", a.batch),
+        ("--steps", a.steps),
+    ]
+    .iter()
+    .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+    .collect();
+    args.extend(["--kinds".to_string(), a.chips.join(",")]);
+    let script = "scripts/bench_pytorch_train.py";
+    let Some(b) = pytorch_baseline::obtain(script, &args, a.run_pytorch, a.pytorch.as_deref())?
+    else {
         return Ok(None);
     };
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let m = v["tokens_per_s"]
+    let m = b.json["tokens_per_s"]
         .as_object()
         .with_context(|| {
-            format!(
-                "{}: no `tokens_per_s` table (write it with scripts/bench_pytorch_train.py)",
-                path.display()
-            )
+            format!("`tokens_per_s` is not a table per chip (write it with {script})")
         })?
         .clone();
-    let source = format!(
-        "{}, torch {}, {} threads, {}",
-        if a.run_pytorch {
-            "measured in this run".into()
-        } else {
-            path.display().to_string()
-        },
-        v["torch"].as_str().unwrap_or("?"),
-        v["threads"],
-        v["date"].as_str().unwrap_or("?")
-    );
-    Ok(Some((m, source)))
+    Ok(Some((m, b.source)))
 }

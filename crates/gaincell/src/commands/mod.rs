@@ -11,6 +11,7 @@ pub mod data;
 pub mod eval;
 pub mod generate;
 pub mod pipeline;
+pub mod pytorch_baseline;
 pub mod sweep;
 pub mod tokenizer;
 pub mod train;
