@@ -149,19 +149,8 @@ impl LogProbModel for Gpt2 {
 
 /// Log-probability of `target` in a row of log-probabilities, and whether it is the row's first maximum.
 pub fn token_score(logp: &[f32], target: u32) -> TokenScore {
-    let argmax = logp
-        .iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-            if v > bv {
-                (i, v)
-            } else {
-                (bi, bv)
-            }
-        })
-        .0;
     TokenScore {
         logprob: logp[target as usize],
-        greedy: argmax == target as usize,
+        greedy: crate::metrics::argmax(logp) == target as usize,
     }
 }

@@ -54,18 +54,15 @@ fn weighted_mean(items: &[(f64, usize)]) -> f64 {
     a / b as f64
 }
 
-/// Index of the first maximum.
-pub fn argmax(xs: &[f64]) -> usize {
-    xs.iter()
-        .enumerate()
-        .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
-            if v > bv {
-                (i, v)
-            } else {
-                (bi, bv)
-            }
-        })
-        .0
+/// Index of the first maximum (`np.argmax`, `torch.argmax`).
+pub fn argmax<T: PartialOrd + Copy>(xs: &[T]) -> usize {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate().skip(1) {
+        if x > xs[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 /// `(acc, acc_norm)` of one multiple-choice document: 1.0 where the choice with the highest log-likelihood

@@ -2,37 +2,11 @@
 //! small tokenizer and task files written by the test: the results file, the table, skipped tasks, one-line
 //! errors.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn gaincell(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gaincell"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-/// A failure must exit with code 2 and say one line starting with `error:` that contains `needle`.
-#[track_caller]
-fn fails_with(args: &[&str], needle: &str) {
-    let out = gaincell(args);
-    assert_eq!(out.status.code(), Some(2), "{args:?}");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(
-        err.starts_with("error: ") && err.contains(needle),
-        "{needle}: {err}"
-    );
-}
+use common::{fails_with, gaincell, stdout};
 
 fn fixture() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -37,35 +37,35 @@ pub enum EvalCommand {
 #[derive(Args)]
 pub struct TasksArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
+    model: ModelArgs,
     /// Tasks, comma-separated (harness names; `lambada` stands for lambada_openai).
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "wikitext,lambada_openai,hellaswag,piqa,arc_easy,arc_challenge,winogrande"
     )]
-    pub tasks: Vec<String>,
+    tasks: Vec<String>,
     /// Folder of the task data (see above).
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
     /// Only the first N documents of each task.
     #[arg(long)]
-    pub limit: Option<usize>,
+    limit: Option<usize>,
     /// Most requests per model call.
     #[arg(long, default_value_t = 16)]
-    pub batch: usize,
+    batch: usize,
     /// Score every request on its own (no prefix shared by a document's requests computed once).
     #[arg(long)]
-    pub no_prefix_reuse: bool,
+    no_prefix_reuse: bool,
     /// Bootstrap resamples for the standard error of LAMBADA's perplexity (the harness's default).
     #[arg(long, default_value_t = 100_000)]
-    pub bootstrap_iters: usize,
+    bootstrap_iters: usize,
     /// Token for an empty context and the start of rolling windows; default: the tokenizer's <|endoftext|>.
     #[arg(long)]
-    pub prefix_token: Option<u32>,
+    prefix_token: Option<u32>,
     /// Results JSON; the markdown table is written beside it (same name, .md).
     #[arg(long)]
-    pub out: PathBuf,
+    out: PathBuf,
 }
 
 #[derive(Args)]
