@@ -10,6 +10,7 @@ use gaincell_attn::{
 use gaincell_chip::ChipConfig;
 
 use crate::error::{ModelError, Result};
+use crate::ops::f32_slice;
 
 /// How every attention layer of a model computes.
 #[derive(Debug, Clone)]
@@ -92,16 +93,6 @@ fn softmax_backward(
     Ok((dq, dk, dv))
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else {
-        candle_core::bail!("attention kernels take f32 tensors")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("attention kernels take contiguous tensors"),
-    }
-}
-
 impl CustomOp3 for KernelOp {
     fn name(&self) -> &'static str {
         match self.0 {
@@ -132,7 +123,7 @@ impl CustomOp3 for KernelOp {
             );
         }
         let shape = Shape::new(b * h, *t, *d);
-        let (q, k, v) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (q, k, v) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?, f32_slice(s3, l3)?);
         let mut out = vec![0.0f32; shape.len()];
         let done = match &self.0 {
             Attention::Softmax { window } => softmax_forward(shape, *window, q, k, v, &mut out),

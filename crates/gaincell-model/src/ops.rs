@@ -73,13 +73,13 @@ fn gelu_bwd_slice(x: &[f32], g: &[f32], y: &mut [f32]) {
     }
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(data) = s else {
-        candle_core::bail!("fused ops take f32 tensors")
+        candle_core::bail!("these ops take f32 tensors")
     };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("fused ops take contiguous tensors"),
+        None => candle_core::bail!("these ops take contiguous tensors"),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `gaincell tokenizer`: build a small byte-level BPE for models trained on our own corpus, and inspect one.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -46,29 +46,12 @@ pub fn run(cmd: TokenizerCommand) -> Result<()> {
     }
 }
 
-/// `*.txt` files under the inputs, sorted (so the same inputs give the same tokenizer).
+/// `*.txt` / `*.raw` files under the inputs, sorted (so the same inputs give the same tokenizer).
 pub fn text_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-            let p = e?.path();
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if p.extension().is_some_and(|x| x == "txt" || x == "raw") {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            let mut found = Vec::new();
-            walk(input, &mut found)?;
-            found.sort();
-            if found.is_empty() {
-                bail!("{}: no .txt or .raw files in this folder", input.display());
-            }
-            files.extend(found);
+            files.extend(gaincell_train::data::text_files(input)?);
         } else if input.is_file() {
             files.push(input.clone());
         } else {
