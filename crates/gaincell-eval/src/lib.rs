@@ -9,11 +9,14 @@
 //! - [`metrics`]: acc, acc_norm, perplexities, bits per byte and their standard errors as the harness computes
 //!   them;
 //! - [`evaluate`]: one task from documents to metrics;
-//! - [`results`]: the harness-shaped JSON, the markdown table, and comparisons.
+//! - [`results`]: the harness-shaped JSON, the markdown table, and comparisons;
+//! - [`agreement`]: perplexity, KL divergence and top-1 agreement of a chip model against the software model on a
+//!   token stream (sampled from the software model when no text is given).
 //!
 //! Not here: argument parsing, progress bars and printing (the `gaincell` program), the model itself
 //! (gaincell-model).
 
+pub mod agreement;
 pub mod error;
 pub mod evaluate;
 pub mod lm;

@@ -10,7 +10,7 @@ use gaincell_train::trainer::Event;
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::SeriesLabelPosition;
 
-use super::sweep::plot::{font_ready, lines_on, save, Lines};
+use crate::plot::{font_ready, lines_on, save, Lines};
 
 #[derive(Args)]
 pub struct PipelineArgs {
