@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use gaincell_chip::ChipConfig;
 use serde::{Deserialize, Serialize};
 
@@ -200,16 +200,41 @@ pub fn load(dir: &Path, chip: Option<ChipConfig>) -> Result<Gpt2> {
     Gpt2::from_tensors(config, chip, &tensors, scalers)
 }
 
+/// The sidecar's free-form `extra` of our checkpoint in `dir` (null for an HF checkpoint).
+pub fn read_extra(dir: &Path) -> Result<serde_json::Value> {
+    let path = dir.join(SIDECAR);
+    if !path.is_file() {
+        return Ok(serde_json::Value::Null);
+    }
+    let s: Sidecar = serde_json::from_str(&read(&path)?)
+        .map_err(|e| checkpoint_err(&path, format!("not a gaincell sidecar: {e}")))?;
+    Ok(s.extra)
+}
+
 /// Write a model as our checkpoint: `model.safetensors`, an HF-style `config.json` (so HF tools can read the
 /// weights) and the sidecar. Each file is written to a temporary name and renamed, so a crash leaves either the
 /// old checkpoint or the new one, never half of one.
 pub fn save(model: &Gpt2, dir: &Path, extra: serde_json::Value) -> Result<()> {
+    save_as(model, dir, extra, DType::F32)
+}
+
+/// [`save`] with the weights stored as `dtype` (f16 or bf16 halve the file; loading converts back to f32). The
+/// per-head scalers stay f32: they are few, and adaptation tunes them finely.
+pub fn save_as(model: &Gpt2, dir: &Path, extra: serde_json::Value, dtype: DType) -> Result<()> {
     let io = |path: &Path| {
         let p = path.display().to_string();
         move |source| ModelError::Io { path: p, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let tensors: HashMap<String, Tensor> = model.named_tensors().into_iter().collect();
+    let mut tensors = HashMap::new();
+    for (name, t) in model.named_tensors() {
+        let t = if name.contains(".attn.scaler.") {
+            t
+        } else {
+            t.to_dtype(dtype)?
+        };
+        tensors.insert(name, t);
+    }
     let tmp = dir.join("model.safetensors.tmp");
     candle_core::safetensors::save(&tensors, &tmp)?;
     let mut hf_config = serde_json::to_value(&model.config).expect("config serialises");

@@ -44,6 +44,8 @@ enum Command {
     Adapt(commands::adapt::AdaptArgs),
     /// The mapping pipeline as one resumable job: software → linear → adapt → nonlinear, and the shortcuts.
     Pipeline(commands::pipeline::PipelineArgs),
+    /// Rewrite a checkpoint with its weights in f16/bf16 (for shipping), keeping its chip and records.
+    Export(commands::export::ExportArgs),
     /// Generate text token by token on the simulated arrays.
     Generate(commands::generate::GenerateArgs),
     /// Benchmarks that print their figure beside a reference measured in the same run.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Attention(a) => commands::attention::run(a),
         Command::Bench(b) => commands::bench::run(b),
         Command::Eval(e) => commands::eval::run(e),
+        Command::Export(a) => commands::export::run(a),
         Command::Generate(g) => commands::generate::run(g),
         Command::Tokenizer(t) => commands::tokenizer::run(t),
         Command::Data(d) => commands::data::run(d),

@@ -9,6 +9,7 @@ pub mod chip;
 pub mod cost;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod pipeline;
 pub mod pytorch_baseline;
