@@ -24,6 +24,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job, offline in a few minutes: the shipped software / linear / nonlinear models compared, the
+    /// adaptation run live, text generated on the simulated arrays, the chip's cost; writes gaincell-report/.
+    Demo(commands::demo::DemoArgs),
     /// Chip descriptions: list the presets, print one as TOML, check a file.
     #[command(subcommand)]
     Chip(commands::chip::ChipCommand),
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Bench(b) => commands::bench::run(b),
         Command::Eval(e) => commands::eval::run(e),
         Command::Export(a) => commands::export::run(a),
+        Command::Demo(a) => commands::demo::run(a),
         Command::Generate(g) => commands::generate::run(g),
         Command::Tokenizer(t) => commands::tokenizer::run(t),
         Command::Data(d) => commands::data::run(d),

@@ -81,6 +81,24 @@ pub(crate) enum Canvas<'a> {
     Svg(DrawingArea<SVGBackend<'a>, Shift>),
 }
 
+impl<'a> Canvas<'a> {
+    /// The canvas split into `n` side-by-side panels.
+    pub(crate) fn columns(self, n: usize) -> Vec<Canvas<'a>> {
+        match self {
+            Canvas::Png(a) => a
+                .split_evenly((1, n))
+                .into_iter()
+                .map(Canvas::Png)
+                .collect(),
+            Canvas::Svg(a) => a
+                .split_evenly((1, n))
+                .into_iter()
+                .map(Canvas::Svg)
+                .collect(),
+        }
+    }
+}
+
 pub(crate) fn lines_on(canvas: Canvas, spec: &Lines, log_y: bool) -> Result<()> {
     let (lo, hi) = y_bounds(spec, log_y);
     match (canvas, log_y) {
@@ -128,6 +146,10 @@ where
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
     let pad = if x1 > x0 { (x1 - x0) * 0.05 } else { x0 * 0.5 };
+    let mut sorted = xs.clone();
+    sorted.sort_by(f64::total_cmp);
+    sorted.dedup();
+    let distinct_x = sorted.len();
     let mut chart = ChartBuilder::on(&root)
         .caption(&spec.title, (FAMILY, 24))
         .margin(20)
@@ -140,6 +162,8 @@ where
         .configure_mesh()
         .x_desc(spec.x_desc.as_str())
         .y_desc(spec.y_desc.as_str())
+        // No more labels than distinct x values, so "{x:.0}" never prints one value twice.
+        .x_labels(distinct_x.clamp(2, 10))
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| y_fmt(*y))
         .label_style((FAMILY, 15))
@@ -261,7 +285,7 @@ where
         .caption(&spec.title, (FAMILY, 20))
         .margin(16)
         .x_label_area_size(60)
-        .y_label_area_size(80)
+        .y_label_area_size(70)
         .build_cartesian_2d((0..last).into_segmented(), y)
         .map_err(err)?;
     let y_fmt = spec.y_fmt;
@@ -276,7 +300,7 @@ where
         .y_desc(spec.y_desc.as_str())
         .x_label_formatter(&label_of)
         .y_label_formatter(&|y| y_fmt(*y))
-        .label_style((FAMILY, if n > 4 { 11 } else { 14 }))
+        .label_style((FAMILY, if n > 4 { 10 } else { 14 }))
         .axis_desc_style((FAMILY, 15))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()

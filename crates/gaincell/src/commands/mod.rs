@@ -8,6 +8,7 @@ pub mod bench_train;
 pub mod chip;
 pub mod cost;
 pub mod data;
+pub mod demo;
 pub mod eval;
 pub mod export;
 pub mod generate;
