@@ -29,83 +29,36 @@ impl<'a> Mat<'a> {
 
 /// `dst[m × n] (row stride dst_stride) = (accumulate ? dst : 0) + a · bᵀ`, with `a` m × k and `b` n × k.
 pub fn matmul_abt(dst: &mut [f32], dst_stride: usize, a: Mat, b: Mat, accumulate: bool) {
-    let (m, n, k) = (a.rows, b.rows, a.cols);
-    assert_eq!(b.cols, k, "inner dimensions differ");
-    assert!(
-        m == 0 || (m - 1) * dst_stride + n <= dst.len(),
-        "destination out of bounds"
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: every view was bounds-checked above for the strides passed here, and dst does not alias a or b
-    // (it is a distinct &mut).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_stride as isize,
-            accumulate,
-            a.data.as_ptr(),
-            1,
-            a.stride as isize,
-            b.data.as_ptr(),
-            b.stride as isize,
-            1,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        )
-    }
+    assert_eq!(b.cols, a.cols, "inner dimensions differ");
+    // bᵀ is `b` read with its row and column strides swapped.
+    let (lhs, rhs) = ((a.data, a.stride, 1), (b.data, 1, b.stride));
+    product(dst, dst_stride, (a.rows, b.rows, a.cols), lhs, rhs, accumulate);
 }
 
 /// `dst[m × n] = (accumulate ? dst : 0) + a · b`, with `a` m × k and `b` k × n.
 pub fn matmul_ab(dst: &mut [f32], dst_stride: usize, a: Mat, b: Mat, accumulate: bool) {
-    let (m, n, k) = (a.rows, b.cols, a.cols);
-    assert_eq!(b.rows, k, "inner dimensions differ");
-    assert!(
-        m == 0 || (m - 1) * dst_stride + n <= dst.len(),
-        "destination out of bounds"
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: as in `matmul_abt`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_stride as isize,
-            accumulate,
-            a.data.as_ptr(),
-            1,
-            a.stride as isize,
-            b.data.as_ptr(),
-            1,
-            b.stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        )
-    }
+    assert_eq!(b.rows, a.cols, "inner dimensions differ");
+    let (lhs, rhs) = ((a.data, a.stride, 1), (b.data, b.stride, 1));
+    product(dst, dst_stride, (a.rows, b.cols, a.cols), lhs, rhs, accumulate);
 }
 
 /// `dst[m × n] = (accumulate ? dst : 0) + aᵀ · b`, with `a` k × m and `b` k × n (the backward's weight gradients).
 pub fn matmul_atb(dst: &mut [f32], dst_stride: usize, a: Mat, b: Mat, accumulate: bool) {
-    let (m, n, k) = (a.cols, b.cols, a.rows);
-    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert_eq!(b.rows, a.rows, "inner dimensions differ");
+    let (lhs, rhs) = ((a.data, 1, a.stride), (b.data, b.stride, 1));
+    product(dst, dst_stride, (a.cols, b.cols, a.rows), lhs, rhs, accumulate);
+}
+
+/// `dst = (accumulate ? dst : 0) + L · R` for `L` m × k and `R` k × n, each given as (data, row stride, column
+/// stride) of a [`Mat`] that was bounds-checked for the same elements (possibly read transposed).
+fn product(
+    dst: &mut [f32],
+    dst_stride: usize,
+    (m, n, k): (usize, usize, usize),
+    (l, l_rs, l_cs): (&[f32], usize, usize),
+    (r, r_rs, r_cs): (&[f32], usize, usize),
+    accumulate: bool,
+) {
     assert!(
         m == 0 || (m - 1) * dst_stride + n <= dst.len(),
         "destination out of bounds"
@@ -113,7 +66,8 @@ pub fn matmul_atb(dst: &mut [f32], dst_stride: usize, a: Mat, b: Mat, accumulate
     if m == 0 || n == 0 {
         return;
     }
-    // SAFETY: as in `matmul_abt`; aᵀ is `a` read with its row and column strides swapped.
+    // SAFETY: both operands are views checked by `Mat::new` (a transposed read touches the same elements), dst
+    // was checked above for m × n at dst_stride, and dst does not alias them (it is a distinct &mut).
     unsafe {
         gemm::gemm(
             m,
@@ -123,12 +77,12 @@ pub fn matmul_atb(dst: &mut [f32], dst_stride: usize, a: Mat, b: Mat, accumulate
             1,
             dst_stride as isize,
             accumulate,
-            a.data.as_ptr(),
-            a.stride as isize,
-            1,
-            b.data.as_ptr(),
-            1,
-            b.stride as isize,
+            l.as_ptr(),
+            l_cs as isize,
+            l_rs as isize,
+            r.as_ptr(),
+            r_cs as isize,
+            r_rs as isize,
             1.0,
             1.0,
             false,
