@@ -32,21 +32,42 @@ pub fn matmul_abt(dst: &mut [f32], dst_stride: usize, a: Mat, b: Mat, accumulate
     assert_eq!(b.cols, a.cols, "inner dimensions differ");
     // bᵀ is `b` read with its row and column strides swapped.
     let (lhs, rhs) = ((a.data, a.stride, 1), (b.data, 1, b.stride));
-    product(dst, dst_stride, (a.rows, b.rows, a.cols), lhs, rhs, accumulate);
+    product(
+        dst,
+        dst_stride,
+        (a.rows, b.rows, a.cols),
+        lhs,
+        rhs,
+        accumulate,
+    );
 }
 
 /// `dst[m × n] = (accumulate ? dst : 0) + a · b`, with `a` m × k and `b` k × n.
 pub fn matmul_ab(dst: &mut [f32], dst_stride: usize, a: Mat, b: Mat, accumulate: bool) {
     assert_eq!(b.rows, a.cols, "inner dimensions differ");
     let (lhs, rhs) = ((a.data, a.stride, 1), (b.data, b.stride, 1));
-    product(dst, dst_stride, (a.rows, b.cols, a.cols), lhs, rhs, accumulate);
+    product(
+        dst,
+        dst_stride,
+        (a.rows, b.cols, a.cols),
+        lhs,
+        rhs,
+        accumulate,
+    );
 }
 
 /// `dst[m × n] = (accumulate ? dst : 0) + aᵀ · b`, with `a` k × m and `b` k × n (the backward's weight gradients).
 pub fn matmul_atb(dst: &mut [f32], dst_stride: usize, a: Mat, b: Mat, accumulate: bool) {
     assert_eq!(b.rows, a.rows, "inner dimensions differ");
     let (lhs, rhs) = ((a.data, 1, a.stride), (b.data, b.stride, 1));
-    product(dst, dst_stride, (a.cols, b.cols, a.rows), lhs, rhs, accumulate);
+    product(
+        dst,
+        dst_stride,
+        (a.cols, b.cols, a.rows),
+        lhs,
+        rhs,
+        accumulate,
+    );
 }
 
 /// `dst = (accumulate ? dst : 0) + L · R` for `L` m × k and `R` k × n, each given as (data, row stride, column

@@ -37,7 +37,7 @@ fn check_report(out: &Path, variants: &[&str]) -> serde_json::Value {
         .collect();
     assert_eq!(names, variants);
     // The software model against itself.
-    assert_eq!(r["quality"][0]["kl"].as_f64().unwrap().abs() < 1e-9, true);
+    assert!(r["quality"][0]["kl"].as_f64().unwrap().abs() < 1e-9);
     assert_eq!(r["quality"][0]["top1_agreement"].as_f64(), Some(1.0));
     for q in r["quality"].as_array().unwrap() {
         let (ppl, nll) = (
