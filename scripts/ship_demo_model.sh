@@ -11,10 +11,11 @@ out=${2:-models/demo}
 gaincell=${GAINCELL:-target/release/gaincell}
 tokenizer=${TOKENIZER:-data/gutenberg-4k/tokenizer.json}
 
+# Each variant folder is a complete model (weights, config, sidecar, tokenizer): any command takes it as --model.
 for v in software linear nonlinear; do
     "$gaincell" export --from "$run/$v/checkpoint" --out "$out/$v" --dtype f16
+    cp "$tokenizer" "$out/$v/tokenizer.json"
 done
-cp "$tokenizer" "$out/tokenizer.json"
 mkdir -p "$out/training"
 cp configs/demo-model.toml "$out/training/pipeline.toml"
 for v in software linear nonlinear direct scratch; do

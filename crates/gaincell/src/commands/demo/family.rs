@@ -43,13 +43,14 @@ pub fn shipped_dir() -> PathBuf {
     built.canonicalize().unwrap_or(built)
 }
 
-/// A family folder: `software/`, `linear/`, `nonlinear/` checkpoints and `tokenizer.json`.
+/// A family folder: `software/`, `linear/`, `nonlinear/` checkpoints sharing one tokenizer (each folder's
+/// `tokenizer.json`).
 pub fn load_family(dir: &Path) -> Result<Family> {
-    for part in ["software", "linear", "nonlinear", "tokenizer.json"] {
+    for part in ["software", "linear", "nonlinear", "software/tokenizer.json"] {
         if !dir.join(part).exists() {
             bail!(
-                "{}: no {part} here. A model family folder holds software/, linear/ and nonlinear/ checkpoints and \
-                 tokenizer.json (the shipped one is {SHIPPED} in the repository; models/demo/README.md says how to \
+                "{}: no {part} here. A model family folder holds software/, linear/ and nonlinear/ checkpoints, each \
+                 with its tokenizer.json (the shipped one is {SHIPPED} in the repository; models/demo/README.md says how to \
                  regenerate it); or run one model with --model",
                 dir.display()
             );
@@ -69,7 +70,7 @@ pub fn load_family(dir: &Path) -> Result<Family> {
         );
     }
     let targets = gaincell_train::pipeline::read_statistics(&dir.join("linear"))?;
-    let tokenizer = Tokenizer::load(&dir.join("tokenizer.json").display().to_string())?;
+    let tokenizer = Tokenizer::for_model(&dir.join("software"))?;
     Ok(Family {
         source: dir.display().to_string(),
         tokenizer,

@@ -25,8 +25,8 @@ use report::{AdaptationReport, DemoResults, Generation, Timings, VariantQuality}
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// A model family folder: software/, linear/, nonlinear/ checkpoints and tokenizer.json (default: the shipped
-    /// models/demo).
+    /// A model family folder: software/, linear/, nonlinear/ checkpoints, each with its tokenizer.json (default:
+    /// the shipped models/demo).
     #[arg(long, conflicts_with = "model")]
     models: Option<PathBuf>,
     /// Instead of a family, one model (a folder, or a Hub name such as `gpt2` when online): it runs as the software
