@@ -198,7 +198,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let (targets, targets_source) = match &fam.targets {
         Some(t) => (
             t.clone(),
-            "recorded while the linear model trained (EMA, SPEC §3)".to_string(),
+            "recorded while the linear model trained, as an EMA".to_string(),
         ),
         None => (
             measure_stats(&fam.linear, &x, a.adapt_batch)?,

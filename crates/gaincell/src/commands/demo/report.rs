@@ -204,13 +204,19 @@ pub fn markdown(r: &DemoResults) -> String {
             s += &format!(" The shipped nonlinear model (adapted, then fine-tuned on the nonlinear chip) is at {nl:+.4}.");
         }
         s += "\n\n";
+        if r.stream.source.contains("sampled from the software model") {
+            s += "The text is sampled from the software model, so these figures measure agreement with it. \
+                  Fine-tuning on real text can move a chip model away from the software model's distribution while \
+                  it improves on real text: pass `--data` with a real text, and see the validation losses of the \
+                  training run below.\n\n";
+        }
     }
 
     let ad = &r.adaptation;
     s += &format!(
         "## Adaptation, live\n\nSPEC §3 step 3: the linear model's weights on the nonlinear chip; on one fixed batch \
          ({}), without gradients, each head's scalers (a, b) of q, k, v and the output are moved until the \
-         statistics of the scaled values match the targets ({}). α falls from 1.0 to 0.1 over 50 iterations, ε = \
+         statistics of the scaled values match the targets, {}. α falls from 1.0 to 0.1 over 50 iterations, ε = \
          1e-4, at most 100 iterations. The linear model's own loss on this batch is {:.4}.\n\n",
         ad.batch, ad.targets, ad.linear_loss
     );
