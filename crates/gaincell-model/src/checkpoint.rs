@@ -200,6 +200,20 @@ pub fn load(dir: &Path, chip: Option<ChipConfig>) -> Result<Gpt2> {
     Gpt2::from_tensors(config, chip, &tensors, scalers)
 }
 
+/// Copy `from/tokenizer.json` (if there is one) into the checkpoint folder `to`, so the checkpoint carries the
+/// tokenizer it was trained with and any command can take it as `--model` alone.
+pub fn copy_tokenizer(from: &Path, to: &Path) -> Result<()> {
+    let src = from.join("tokenizer.json");
+    if src.is_file() {
+        let dst = to.join("tokenizer.json");
+        std::fs::copy(&src, &dst).map_err(|source| ModelError::Io {
+            path: dst.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// The sidecar's free-form `extra` of our checkpoint in `dir` (null for an HF checkpoint).
 pub fn read_extra(dir: &Path) -> Result<serde_json::Value> {
     let path = dir.join(SIDECAR);

@@ -335,6 +335,7 @@ pub fn run(c: &PipelineConfig, on: &mut dyn FnMut(Progress)) -> Result<PipelineR
         let adapted = val(&model)?;
         let extra = serde_json::json!({ "adapted_from": linear_dir.display().to_string(), "statistics": targets });
         gaincell_model::checkpoint::save(&model, &adapted_dir, extra)?;
+        gaincell_model::checkpoint::copy_tokenizer(&c.data.dir, &adapted_dir)?;
         let rec = serde_json::json!({ "unadapted_val_loss": unadapted, "adapted_val_loss": adapted, "adaptation": a });
         write_atomic(
             &record,

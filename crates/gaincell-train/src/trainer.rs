@@ -428,6 +428,7 @@ fn save_checkpoint(out: &Path, model: &Gpt2, opt: &AdamW, state: &State) -> Resu
         "statistics": state.stats,
     });
     checkpoint::save(model, &tmp, extra)?;
+    checkpoint::copy_tokenizer(&state.config.data.dir, &tmp)?;
     opt.save(&tmp.join("optimizer.safetensors"))?;
     write_atomic(
         &tmp.join("state.json"),

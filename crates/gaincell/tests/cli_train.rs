@@ -228,6 +228,13 @@ fn sigkill_then_resume_gives_the_uninterrupted_curve_bit_for_bit() {
     ]));
     assert!(text.contains("loss"), "{text}");
     assert!(adapted.join("model.safetensors").is_file());
+    // Checkpoints carry the tokenizer their data was prepared with.
+    for dir in [tmp.path().join("a/checkpoint"), adapted.clone()] {
+        assert_eq!(
+            std::fs::read(dir.join("tokenizer.json")).unwrap(),
+            std::fs::read(data.join("tokenizer.json")).unwrap()
+        );
+    }
 }
 
 #[test]

@@ -81,6 +81,8 @@ pub fn run(a: AdaptArgs) -> Result<()> {
         &a.out,
         serde_json::json!({ "adapted_from": a.from.display().to_string(), "adaptation": r, "statistics": targets }),
     )?;
+    // The tokenizer the data was prepared with (the one the model was trained with).
+    checkpoint::copy_tokenizer(&a.data, &a.out)?;
     println!("wrote {}", a.out.display());
     Ok(())
 }

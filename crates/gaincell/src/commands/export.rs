@@ -36,6 +36,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
         Precision::Bf16 => DType::BF16,
     };
     checkpoint::save_as(&model, &a.out, extra, dtype)?;
+    checkpoint::copy_tokenizer(&a.from, &a.out)?;
     let bytes = std::fs::metadata(a.out.join("model.safetensors"))?.len();
     println!(
         "wrote {} ({} parameters, {:.1} MB of weights as {dtype:?}, chip {})",

@@ -294,12 +294,14 @@ pub fn markdown(r: &DemoResults) -> String {
 
     if let Some(t) = &m.training {
         s += "## How the models were made\n\nBy `gaincell pipeline` (the run's config and metrics are in the \
-              family's `training/` folder). Validation losses of that run:\n\n| run | steps | validation loss |\n|---|--:|--:|\n";
+              family's `training/` folder). Validation losses of that run:\n\n| run | chip | starts from | steps | validation loss |\n|---|---|---|--:|--:|\n";
         if let Some(stages) = t["stages"].as_array() {
             for st in stages {
                 s += &format!(
-                    "| {} | {} | {} |\n",
+                    "| {} | {} | {} | {} | {} |\n",
                     st["stage"].as_str().unwrap_or("?"),
+                    st["chip"].as_str().unwrap_or("?"),
+                    st["init"].as_str().unwrap_or("?"),
                     st["steps"],
                     st["final_val_loss"]
                         .as_f64()
