@@ -111,13 +111,12 @@ pub fn all(out: &Path, r: &DemoResults, baselines: &[GpuBaseline]) -> Result<Vec
     let mut latency: Vec<(String, f64, RGBColor)> = (0..r.cost.len())
         .map(|i| (chip_label(i), r.cost[i].latency.total_ns * 1e-9, colour(i)))
         .collect();
+    // The chip's energy for as many heads as the GPU measurement ran (a GPT-2 layer), as the comparison counts it.
+    let heads = baselines.first().map_or(12, |b| b.workload.heads);
     let mut energy: Vec<(String, f64, RGBColor)> = (0..r.cost.len())
         .map(|i| {
-            (
-                chip_label(i),
-                r.cost[i].energy_pj.per_layer * 1e-12,
-                colour(i),
-            )
+            let per_head = r.cost[i].energy_pj.per_head * 1e-12;
+            (chip_label(i), per_head * heads as f64, colour(i))
         })
         .collect();
     for b in baselines {
@@ -133,7 +132,7 @@ pub fn all(out: &Path, r: &DemoResults, baselines: &[GpuBaseline]) -> Result<Vec
             log_y: true,
         },
         Bars {
-            title: "Energy per token, one layer (log)".into(),
+            title: format!("Energy per token, {heads} heads (log)"),
             y_desc: "joules".into(),
             y_fmt: |y| tick(y, "J"),
             bars: energy,

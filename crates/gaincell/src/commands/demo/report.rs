@@ -290,7 +290,8 @@ pub fn markdown(r: &DemoResults) -> String {
     s += "\n![latency and energy against GPUs](cost_vs_gpu.png)\n\n![energy breakdown](energy_breakdown.png)\n\n";
     s += "Caveats: the chip's window is its array length; where it differs from the GPU's 1,024-token KV cache the \
           comparison is of unequal work (the demo model's window is shorter). Latency is one layer's, all heads in \
-          parallel; the GPU figure is also per layer.\n\n";
+          parallel; the GPU figure is also per layer. Energy is compared for the GPU measurement's 12 heads \
+          (in the plot too), whatever the model's heads per layer.\n\n";
 
     if let Some(t) = &m.training {
         s += "## How the models were made\n\nBy `gaincell pipeline` (the run's config and metrics are in the \
