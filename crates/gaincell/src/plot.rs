@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use anyhow::{anyhow, Result};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -195,9 +195,19 @@ where
                 PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
             });
     }
+    legend_and_present(&root, &mut chart, spec.legend.clone())
+}
+
+/// Draw the legend box at `position`, then write the picture.
+fn legend_and_present<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing a plot: {e}");
     chart
         .configure_series_labels()
-        .position(spec.legend.clone())
+        .position(position)
         .label_font((FAMILY, 14))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
@@ -402,13 +412,5 @@ fn draw_stacked<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, spec: &Stacked
             .label(name.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FAMILY, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+    legend_and_present(&root, &mut chart, SeriesLabelPosition::UpperLeft)
 }
