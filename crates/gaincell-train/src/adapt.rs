@@ -78,6 +78,22 @@ fn measure(model: &Gpt2, x: &Tensor, y: &Tensor) -> Result<(f64, HeadStats)> {
     Ok((loss, rec.stats))
 }
 
+/// Loss and per-head statistics of `model` on the batch `x → y` (`rows × ctx` token ids): what each adaptation
+/// iteration measures, for a caller that needs a reference (e.g. the linear model on the same batch).
+pub fn measure_batch(model: &Gpt2, x: &[u32], y: &[u32], rows: usize) -> Result<(f64, HeadStats)> {
+    let (xs, ys) = batch_tensors(x, y, rows)?;
+    measure(model, &xs, &ys)
+}
+
+/// Inputs `[rows, ctx]` and flat targets of a batch.
+fn batch_tensors(x: &[u32], y: &[u32], rows: usize) -> Result<(Tensor, Tensor)> {
+    let ctx = x.len() / rows.max(1);
+    Ok((
+        Tensor::from_slice(x, (rows, ctx), &Device::Cpu)?,
+        Tensor::from_slice(y, rows * ctx, &Device::Cpu)?,
+    ))
+}
+
 /// Adapt `model` (a gain-cell model carrying the linear model's weights and scalers) to `targets` on the batch
 /// `x → y` (`rows × ctx` token ids). `on_iteration` sees each iteration as it ends.
 pub fn adapt(
@@ -106,9 +122,7 @@ pub fn adapt(
             )));
         }
     }
-    let ctx = x.len() / rows.max(1);
-    let xs = Tensor::from_slice(x, (rows, ctx), &Device::Cpu)?;
-    let ys = Tensor::from_slice(y, rows * ctx, &Device::Cpu)?;
+    let (xs, ys) = batch_tensors(x, y, rows)?;
     let mut iterations = Vec::new();
     let mut converged = false;
     let mut loss_before = f64::NAN;

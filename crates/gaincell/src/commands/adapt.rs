@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use gaincell_chip::ChipConfig;
 use gaincell_model::checkpoint;
-use gaincell_train::adapt::{adapt, AdaptOptions};
+use gaincell_train::adapt::{adapt, AdaptOptions, Adaptation, Iteration};
 use gaincell_train::data::{Shards, Split};
 
 #[derive(Args)]
@@ -50,32 +50,16 @@ pub fn run(a: AdaptArgs) -> Result<()> {
         a.from.display(),
         a.batch
     );
-    println!(
-        "{:>5} {:>10} {:>7} {:>14} {:>14} {:>8}",
-        "iter", "loss", "α", "worst |Δμ|", "worst |Δσ|", "updated"
-    );
+    println!("{}", table_header());
     let opts = AdaptOptions {
         max_iterations: a.max_iterations,
         eps: a.eps,
         ..Default::default()
     };
     let r = adapt(&mut model, &targets, &x, &y, a.batch, &opts, &mut |it| {
-        println!(
-            "{:>5} {:>10.4} {:>7.3} {:>14.2e} {:>14.2e} {:>8}",
-            it.iteration, it.loss, it.alpha, it.worst_mean_error, it.worst_std_error, it.updated
-        )
+        println!("{}", table_row(it))
     })?;
-    println!(
-        "loss {:.4} → {:.4} in {} iterations ({})",
-        r.loss_before,
-        r.loss_after,
-        r.iterations.len(),
-        if r.converged {
-            "all statistics within ε"
-        } else {
-            "stopped at the iteration limit"
-        }
-    );
+    println!("{}", outcome(&r));
     checkpoint::save(
         &model,
         &a.out,
@@ -85,4 +69,35 @@ pub fn run(a: AdaptArgs) -> Result<()> {
     checkpoint::copy_tokenizer(&a.data, &a.out)?;
     println!("wrote {}", a.out.display());
     Ok(())
+}
+
+/// The heading of the per-iteration table (`adapt` and `demo` print the same one).
+pub fn table_header() -> String {
+    format!(
+        "{:>5} {:>10} {:>7} {:>14} {:>14} {:>8}",
+        "iter", "loss", "α", "worst |Δμ|", "worst |Δσ|", "updated"
+    )
+}
+
+/// One iteration as a row under [`table_header`].
+pub fn table_row(it: &Iteration) -> String {
+    format!(
+        "{:>5} {:>10.4} {:>7.3} {:>14.2e} {:>14.2e} {:>8}",
+        it.iteration, it.loss, it.alpha, it.worst_mean_error, it.worst_std_error, it.updated
+    )
+}
+
+/// "loss A → B in N iterations (why it stopped)".
+pub fn outcome(r: &Adaptation) -> String {
+    format!(
+        "loss {:.4} → {:.4} in {} iterations ({})",
+        r.loss_before,
+        r.loss_after,
+        r.iterations.len(),
+        if r.converged {
+            "all statistics within ε"
+        } else {
+            "stopped at the iteration limit"
+        }
+    )
 }

@@ -16,9 +16,8 @@ use clap::Args;
 use gaincell_chip::ChipConfig;
 use gaincell_cost::{evaluate, published_baselines, ModelShape};
 use gaincell_eval::agreement::{agreement, next_token_log_probs, sample_stream};
-use gaincell_model::{Decoder, Gpt2, Sampler, Site};
-use gaincell_train::adapt::{adapt, AdaptOptions};
-use gaincell_train::stats::{HeadStats, Recorder};
+use gaincell_model::{Decoder, Gpt2, Sampler};
+use gaincell_train::adapt::{adapt, measure_batch, AdaptOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use report::{AdaptationReport, DemoResults, Generation, Timings, VariantQuality};
@@ -180,41 +179,42 @@ pub fn run(a: DemoArgs) -> Result<()> {
 
     // ── Adaptation, live: the linear model's weights on the nonlinear cell, before and after.
     let t = Instant::now();
-    println!(
-        "\n── Adaptation (SPEC §3), live: the linear model's weights on the nonlinear cell, scalers matched to the \
-         linear model's statistics on one batch of {} × {} sampled tokens",
-        a.adapt_batch,
-        ctx.min(ADAPT_CTX)
-    );
     // Rows of up to ADAPT_CTX + 1 tokens (inputs and next-token targets): per-head statistics settle on short
     // rows, and every row is sampled token by token (GPT-2's 1,024 would make the demo slow on a CPU).
     let row = (ctx.min(ADAPT_CTX) + 1).min(fam.software.config.n_positions);
+    let actx = row - 1;
+    println!(
+        "\n── Adaptation (SPEC §3), live: the linear model's weights on the nonlinear cell, scalers matched to the \
+         linear model's statistics on one batch of {} × {actx} sampled tokens",
+        a.adapt_batch
+    );
     let mut batch = Vec::new();
     for r in 0..a.adapt_batch {
         let seed = a.seed + ADAPT_SEED_OFFSET + r as u64;
         batch.extend(sample_stream(&fam.software, start, 1, row, seed)?);
     }
-    let actx = row - 1;
     let (x, y): (Vec<u32>, Vec<u32>) = (
         batch.chunks(row).flat_map(|r| r[..actx].to_vec()).collect(),
         batch.chunks(row).flat_map(|r| r[1..].to_vec()).collect(),
     );
-    let linear_loss = batch_loss(&fam.linear, &x, &y, a.adapt_batch)?;
+    // One pass of the linear model: its loss is the adaptation's reference, its statistics the targets when no
+    // training recorded them.
+    let (linear_loss, measured) = measure_batch(&fam.linear, &x, &y, a.adapt_batch)?;
     let (targets, targets_source) = match &fam.targets {
         Some(t) => (
             t.clone(),
             "recorded while the linear model trained, as an EMA".to_string(),
         ),
         None => (
-            measure_stats(&fam.linear, &x, a.adapt_batch)?,
+            measured,
             "measured on the linear chip on the same batch (no training record)".to_string(),
         ),
     };
     let unadapted = fam.linear.with_chip(fam.nonlinear_chip.clone())?;
     let mut adapted = unadapted.clone();
     println!(
-        "  linear model's loss on this batch: {linear_loss:.4}\n  {:>5} {:>10} {:>7} {:>12} {:>12} {:>8}",
-        "iter", "loss", "α", "worst |Δμ|", "worst |Δσ|", "updated"
+        "  linear model's loss on this batch: {linear_loss:.4}\n  {}",
+        super::adapt::table_header()
     );
     let opts = AdaptOptions {
         max_iterations: a.max_iterations,
@@ -227,28 +227,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
         &y,
         a.adapt_batch,
         &opts,
-        &mut |it| {
-            println!(
-                "  {:>5} {:>10.4} {:>7.3} {:>12.2e} {:>12.2e} {:>8}",
-                it.iteration,
-                it.loss,
-                it.alpha,
-                it.worst_mean_error,
-                it.worst_std_error,
-                it.updated
-            );
-        },
+        &mut |it| println!("  {}", super::adapt::table_row(it)),
     )?;
     println!(
-        "  loss {:.4} → {:.4} in {} iterations ({}); the linear model: {linear_loss:.4}",
-        outcome.loss_before,
-        outcome.loss_after,
-        outcome.iterations.len(),
-        if outcome.converged {
-            "every statistic within ε"
-        } else {
-            "stopped at the iteration limit"
-        }
+        "  {}; the linear model: {linear_loss:.4}",
+        super::adapt::outcome(&outcome)
     );
     timings.adaptation_s = t.elapsed().as_secs_f64();
     let adaptation = AdaptationReport {
@@ -436,24 +419,6 @@ pub fn run(a: DemoArgs) -> Result<()> {
     );
     std::io::stdout().flush()?;
     Ok(())
-}
-
-/// Mean cross-entropy of `model` on the batch `x → y` of `rows` sequences.
-fn batch_loss(model: &Gpt2, x: &[u32], y: &[u32], rows: usize) -> Result<f64> {
-    let xs = candle_core::Tensor::from_slice(x, (rows, x.len() / rows), &candle_core::Device::Cpu)?;
-    let ys = candle_core::Tensor::from_slice(y, y.len(), &candle_core::Device::Cpu)?;
-    let logits = model
-        .forward(&xs)?
-        .reshape((y.len(), model.config.vocab_size))?;
-    Ok(gaincell_model::ops::cross_entropy(&logits, &ys)?.to_scalar::<f32>()? as f64)
-}
-
-/// Per-head statistics of q', k', v', o' of one forward pass (the targets when no training recorded them).
-fn measure_stats(model: &Gpt2, x: &[u32], rows: usize) -> Result<HeadStats> {
-    let xs = candle_core::Tensor::from_slice(x, (rows, x.len() / rows), &candle_core::Device::Cpu)?;
-    let mut rec = Recorder::new(model.config.n_layer);
-    model.hidden_probed(&xs, &mut |l, s: Site, t| rec.record(l, s, t))?;
-    Ok(rec.stats)
 }
 
 struct Generated {

@@ -228,15 +228,8 @@ pub fn markdown(r: &DemoResults) -> String {
         );
     }
     s += &format!(
-        "\nLoss {:.4} → {:.4} in {} iterations ({}).\n\n![adaptation](adaptation.png)\n\n",
-        ad.outcome.loss_before,
-        ad.outcome.loss_after,
-        ad.outcome.iterations.len(),
-        if ad.outcome.converged {
-            "every statistic within ε"
-        } else {
-            "stopped at the iteration limit"
-        }
+        "\nAdaptation: {}.\n\n![adaptation](adaptation.png)\n\n",
+        crate::commands::adapt::outcome(&ad.outcome)
     );
 
     s += "## Text generated on the simulated arrays\n\nEach model continues the same prompt token by token, as the \
