@@ -12,8 +12,25 @@ random token ids (seeded; throughput does not depend on the text), batch 8, for 
     changes no cost.
 One warm-up step, then --steps timed ones; tokens/s = batch x ctx x steps / seconds.
 
+The model (--family):
+  gpt2 (default)  GPT2LMHeadModel of --layers / --heads / --embd / --vocab / --ctx, as above.
+  llama           a random LlamaForCausalLM (SiLU-gated MLP, RMSNorm eps 1e-5, RoPE theta 10000) of --layers /
+                  --heads / --n-kv-head (default --heads) / --embd / --intermediate (default int(8 embd / 3) rounded
+                  up to a multiple of 32) / --vocab (defaults as above), untied unless --tie-embeddings, or a preset
+                  --shape (implies llama; flags given explicitly override it):
+                    stories260K       llama2.c's stories260K: dim 64, hidden 172, 5 layers, 8 heads, 4 kv heads,
+                                      vocab 512, seq 512, tied
+                    tinyllama-layers  TinyLlama-1.1B's layer: hidden 2048, intermediate 5632, 32 heads, 4 kv heads,
+                                      vocab 32000, untied, seq 2048, --layers of them (default 2)
+                  --ctx stays 256 unless given (capped at the shape's seq). For `paper-nonlinear` the kv heads are
+                  repeated to the query heads (as HF's eager attention does) before the gain-cell attention.
+The JSON written to --out keeps tokens_per_s (one figure per kind), threads, torch, transformers, date, layers,
+heads, embd, vocab, ctx, window, batch, steps and adds family, shape, n_kv_head, intermediate, tied, params.
+
     pip install torch transformers
     python3 scripts/bench_pytorch_train.py --threads 2 --out pytorch_train.json
+    python3 scripts/bench_pytorch_train.py --threads 2 --shape stories260K --out pytorch_train_stories260K.json
+    python3 scripts/bench_pytorch_train.py --threads 2 --shape tinyllama-layers --layers 2 --batch 1 --kinds software
 """
 import argparse
 import datetime
@@ -22,9 +39,55 @@ import time
 
 import torch
 import transformers
-from transformers import AttentionInterface, GPT2Config, GPT2LMHeadModel
+from transformers import AttentionInterface, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from bench_pytorch_attention import C, window_mask
+
+# Llama-family presets: the model's sizes; "seq" is its context (max_position_embeddings).
+SHAPES = {
+    "stories260K": dict(embd=64, intermediate=172, layers=5, heads=8, n_kv_head=4, vocab=512, seq=512, tied=True),
+    "tinyllama-layers": dict(embd=2048, intermediate=5632, layers=2, heads=32, n_kv_head=4, vocab=32000, seq=2048,
+                             tied=False),
+}
+SMALL_GPT = dict(layers=4, heads=4, embd=256, vocab=8192, n_kv_head=None, intermediate=None, seq=None)
+SIZE_FLAGS = ("layers", "heads", "n_kv_head", "embd", "intermediate", "vocab")
+
+
+def llama_intermediate(embd):
+    """The Llama MLP width rule used when --intermediate is not given: int(8 embd / 3) rounded up to 32."""
+    return -(-int(8 * embd / 3) // 32) * 32
+
+
+def resolve(ap, args, default_ctx):
+    """Fill the model sizes (args.layers, ...) and --ctx from --family, --shape and the defaults."""
+    if args.shape:
+        if args.family == "gpt2" and args.family_given:
+            ap.error(f"--shape {args.shape} is a Llama-family shape: use it without --family gpt2")
+        args.family = "llama"
+    if args.family == "gpt2":
+        for flag in ("n_kv_head", "intermediate"):
+            if getattr(args, flag) is not None:
+                ap.error(f"--{flag.replace('_', '-')} needs --family llama")
+        if args.tie_embeddings:
+            ap.error("--tie-embeddings needs --family llama (GPT-2 is always tied)")
+        base = dict(SMALL_GPT, tied=True)
+    else:
+        base = dict(SHAPES[args.shape]) if args.shape else dict(SMALL_GPT, tied=False)
+    for k in SIZE_FLAGS:
+        if getattr(args, k) is None:
+            setattr(args, k, base[k])
+    if args.family == "gpt2":
+        args.n_kv_head, args.intermediate = args.heads, 4 * args.embd
+    else:
+        args.n_kv_head = args.n_kv_head or args.heads
+        args.intermediate = args.intermediate or llama_intermediate(args.embd)
+        if args.heads % args.n_kv_head or args.embd % args.heads:
+            ap.error(f"--heads {args.heads} must divide --embd {args.embd} and be a multiple of --n-kv-head "
+                     f"{args.n_kv_head}")
+    args.tied = base["tied"] or args.tie_embeddings
+    args.seq = base["seq"] or default_ctx
+    if args.ctx is None:
+        args.ctx = min(default_ctx, args.seq)
 
 
 def ste_quantise(x, levels, lo, hi):
@@ -72,6 +135,8 @@ def gain_cell_train(q, k, v, window, lam=1.6e-4, tile=64):
 
 def gaincell_attention(module, query, key, value, attention_mask, **kwargs):
     h = query.shape[1]
+    if key.shape[1] != h:  # grouped-query attention (Llama): kv head j serves query heads j*g .. j*g+g-1
+        key, value = (x.repeat_interleave(h // key.shape[1], dim=1) for x in (key, value))
     if not hasattr(module, "gc_scalers"):
         init = torch.tensor([[1.0, 0.0], [1.0, 0.45], [1.0, 0.45], [1.0, 0.0]]).repeat(h, 1, 1).permute(1, 0, 2)
         module.gc_scalers = torch.nn.Parameter(init.contiguous())  # [4 (q k v o), H, 2 (a b)]
@@ -83,16 +148,26 @@ def gaincell_attention(module, query, key, value, attention_mask, **kwargs):
 
 def bench(kind, args):
     torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=args.vocab, n_positions=args.ctx, n_embd=args.embd, n_layer=args.layers,
-                     n_head=args.heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    if args.family == "gpt2":
+        cls, cfg = GPT2LMHeadModel, GPT2Config(vocab_size=args.vocab, n_positions=args.ctx, n_embd=args.embd,
+                                               n_layer=args.layers, n_head=args.heads, resid_pdrop=0.0,
+                                               embd_pdrop=0.0, attn_pdrop=0.0)
+    else:
+        cls, cfg = LlamaForCausalLM, LlamaConfig(
+            vocab_size=args.vocab, hidden_size=args.embd, intermediate_size=args.intermediate,
+            num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=args.n_kv_head,
+            max_position_embeddings=max(args.seq, args.ctx), rms_norm_eps=1e-5, rope_theta=10000.0,
+            tie_word_embeddings=args.tied, attention_dropout=0.0)
     if kind == "paper-nonlinear":
         AttentionInterface.register("gaincell", gaincell_attention)
         cfg._attn_implementation = "gaincell"
     else:
         cfg._attn_implementation = "sdpa"
-    model = GPT2LMHeadModel(cfg).train()
-    for block in model.transformer.h:
-        block.attn.gc_window = args.window
+    model = cls(cfg).train()
+    blocks = model.transformer.h if args.family == "gpt2" else model.model.layers
+    for block in blocks:
+        (block.attn if args.family == "gpt2" else block.self_attn).gc_window = args.window
+    args.params = sum(p.numel() for p in model.parameters())
     ids = torch.randint(0, args.vocab, (args.steps + 1, args.batch, args.ctx + 1), generator=torch.Generator().manual_seed(1))
     # The scalers are created on the first forward: build them before the optimiser.
     with torch.no_grad():
@@ -118,23 +193,35 @@ def bench(kind, args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--embd", type=int, default=256)
-    ap.add_argument("--vocab", type=int, default=8192)
-    ap.add_argument("--ctx", type=int, default=256)
+    ap.add_argument("--layers", "--n-layer", dest="layers", type=int, help="default 4 (tinyllama-layers: 2)")
+    ap.add_argument("--heads", "--n-head", dest="heads", type=int, help="default 4")
+    ap.add_argument("--embd", "--n-embd", dest="embd", type=int, help="default 256")
+    ap.add_argument("--vocab", type=int, help="default 8192")
+    ap.add_argument("--ctx", type=int, help="default 256 (capped at the --shape's seq)")
     ap.add_argument("--window", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--kinds", default="software,paper-nonlinear")
     ap.add_argument("--out", default="pytorch_train.json")
+    ap.add_argument("--family", choices=("gpt2", "llama"), help="model family (default gpt2)")
+    ap.add_argument("--shape", choices=sorted(SHAPES), help="Llama-family preset (implies --family llama)")
+    ap.add_argument("--n-kv-head", type=int, help="key/value heads (llama; default --heads)")
+    ap.add_argument("--intermediate", type=int, help="MLP width (llama; default int(8 embd / 3) rounded up to 32)")
+    ap.add_argument("--tie-embeddings", action="store_true", help="llama: lm_head tied to the embeddings")
     args = ap.parse_args()
+    args.family_given, args.family = args.family is not None, args.family or "gpt2"
+    resolve(ap, args, default_ctx=256)
     torch.set_num_threads(args.threads)
+    print(f"model: {args.family} {args.shape or ''} layers {args.layers}, heads {args.heads}, kv heads "
+          f"{args.n_kv_head}, embd {args.embd}, intermediate {args.intermediate}, vocab {args.vocab}, tied "
+          f"{args.tied}, ctx {args.ctx}")
     tps = {k: bench(k, args) for k in args.kinds.split(",")}
     result = {"tokens_per_s": tps, "threads": args.threads, "torch": torch.__version__,
               "transformers": transformers.__version__, "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "layers": args.layers, "heads": args.heads, "embd": args.embd, "vocab": args.vocab, "ctx": args.ctx,
-              "window": args.window, "batch": args.batch, "steps": args.steps}
+              "window": args.window, "batch": args.batch, "steps": args.steps, "family": args.family,
+              "shape": args.shape, "n_kv_head": args.n_kv_head, "intermediate": args.intermediate, "tied": args.tied,
+              "params": args.params}
     for k, v in tps.items():
         print(f"{k}: {v:.1f} tokens/s on {args.threads} threads")
     with open(args.out, "w") as f:

@@ -4,7 +4,7 @@
 //! stream is reproducible and needs no data files.
 
 use candle_core::{Device, Tensor};
-use gaincell_model::{Decoder, Gpt2, Sampler};
+use gaincell_model::{Decoder, Model, Sampler};
 use serde::Serialize;
 
 use crate::error::{EvalError, Result};
@@ -30,17 +30,20 @@ pub fn windows(n: usize, ctx: usize) -> Vec<(usize, usize)> {
 }
 
 /// Run `model` over `ids` in windows of `ctx` tokens (a batch of the full windows at once, then the remainder).
-pub fn next_token_log_probs(model: &Gpt2, ids: &[u32], ctx: usize) -> Result<NextTokenLogProbs> {
-    if ctx < 2 || ctx > model.config.n_positions {
+pub fn next_token_log_probs(model: &Model, ids: &[u32], ctx: usize) -> Result<NextTokenLogProbs> {
+    if ctx < 2 || ctx > model.config.n_positions() {
         return Err(EvalError::Input(format!(
             "ctx {ctx}: give 2 to {} (the model's positions)",
-            model.config.n_positions
+            model.config.n_positions()
         )));
     }
-    if let Some(&bad) = ids.iter().find(|&&t| t as usize >= model.config.vocab_size) {
+    if let Some(&bad) = ids
+        .iter()
+        .find(|&&t| t as usize >= model.config.vocab_size())
+    {
         return Err(EvalError::Input(format!(
             "token id {bad} is outside the model's vocabulary of {}: was the text encoded with another tokenizer?",
-            model.config.vocab_size
+            model.config.vocab_size()
         )));
     }
     let all = windows(ids.len(), ctx);
@@ -50,7 +53,7 @@ pub fn next_token_log_probs(model: &Gpt2, ids: &[u32], ctx: usize) -> Result<Nex
             ids.len()
         )));
     }
-    let vocab = model.config.vocab_size;
+    let vocab = model.config.vocab_size();
     let (full, rest): (Vec<_>, Vec<_>) = all.iter().partition(|(s, e)| e - s == ctx);
     let mut log_probs = Vec::with_capacity((ids.len() - all.len()) * vocab);
     let mut targets = Vec::with_capacity(ids.len() - all.len());
@@ -64,7 +67,7 @@ pub fn next_token_log_probs(model: &Gpt2, ids: &[u32], ctx: usize) -> Result<Nex
             .flat_map(|&(s, e)| ids[s..e].iter().copied())
             .collect();
         let x = Tensor::from_vec(flat, (group.len(), len), &Device::Cpu)?;
-        let lp = Gpt2::log_softmax(&model.forward(&x)?)?;
+        let lp = Model::log_softmax(&model.forward(&x)?)?;
         let lp: Vec<f32> = lp.flatten_all()?.to_vec1()?;
         for (w, &(s, e)) in group.iter().enumerate() {
             // Rows 0..len−1 of window w predict its tokens 1..len.
@@ -137,16 +140,16 @@ pub fn agreement(reference: &NextTokenLogProbs, model: &NextTokenLogProbs) -> Re
 /// from `start` (e.g. the end-of-text token) and generated token by token; document d uses the seed `seed + d`.
 /// Returns the documents concatenated, each led by `start`.
 pub fn sample_stream(
-    model: &Gpt2,
+    model: &Model,
     start: u32,
     docs: usize,
     len: usize,
     seed: u64,
 ) -> Result<Vec<u32>> {
-    if len < 2 || len > model.config.n_positions {
+    if len < 2 || len > model.config.n_positions() {
         return Err(EvalError::Input(format!(
             "documents of {len} tokens: give 2 to {} (the model's positions)",
-            model.config.n_positions
+            model.config.n_positions()
         )));
     }
     let mut out = Vec::with_capacity(docs * len);

@@ -1,10 +1,10 @@
 //! The model as the harness sees it: log-probabilities of target tokens, scored in groups of sequences that
-//! share a prefix. [`LogProbModel`] is implemented for [`Gpt2`] (the prefix run once with
-//! [`Gpt2::prefill`], each sequence's remainder with [`Gpt2::extend`], the output head on the target rows only)
+//! share a prefix. [`LogProbModel`] is implemented for [`Model`] (the prefix run once with
+//! [`Model::prefill`], each sequence's remainder with [`Model::extend`], the output head on the target rows only)
 //! and, in the tests, by toy models whose log-probabilities are known in closed form.
 
 use candle_core::D;
-use gaincell_model::Gpt2;
+use gaincell_model::Model;
 
 use crate::error::{EvalError, Result};
 use crate::request::TokenSeq;
@@ -59,9 +59,9 @@ pub fn check_group(g: &Group) -> Result<()> {
     Ok(())
 }
 
-impl LogProbModel for Gpt2 {
+impl LogProbModel for Model {
     fn max_length(&self) -> usize {
-        self.config.n_positions
+        self.config.n_positions()
     }
 
     fn score(&self, groups: &[Group]) -> Result<Vec<Vec<Vec<TokenScore>>>> {

@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use gaincell_eval::agreement::{agreement, next_token_log_probs, sample_stream, windows};
 
 /// Per-position f64 log-probabilities of `model` on `ids`, one window at a time.
-fn reference_log_probs(model: &gaincell_model::Gpt2, ids: &[u32], ctx: usize) -> Vec<Vec<f64>> {
+fn reference_log_probs(model: &gaincell_model::Model, ids: &[u32], ctx: usize) -> Vec<Vec<f64>> {
     let mut rows = Vec::new();
     for (s, e) in windows(ids.len(), ctx) {
         let x = Tensor::from_slice(&ids[s..e], (1, e - s), &Device::Cpu).unwrap();
@@ -35,7 +35,7 @@ fn argmax(r: &[f64]) -> usize {
 fn metrics_match_their_definitions() {
     let soft = common::tiny("software");
     let chip = common::tiny("paper-nonlinear");
-    let vocab = soft.config.vocab_size as u32;
+    let vocab = soft.config.vocab_size() as u32;
     // 70 tokens in windows of 32: two full windows and a remainder of 6.
     let ids: Vec<u32> = (0..70u32).map(|i| (i * 37 + 11) % vocab).collect();
     let ctx = 32;
@@ -98,7 +98,7 @@ fn metrics_match_their_definitions() {
 #[test]
 fn bad_streams_are_clear_errors() {
     let soft = common::tiny("software");
-    let v = soft.config.vocab_size as u32;
+    let v = soft.config.vocab_size() as u32;
     let e = next_token_log_probs(&soft, &[1, v], 8)
         .unwrap_err()
         .to_string();
@@ -128,5 +128,5 @@ fn sampled_stream_is_reproducible() {
     // Seeds are per document: seed 8's first document is seed 7's second.
     assert_eq!(&c[..20], &a[20..40]);
     assert_ne!(&a[..20], &a[20..40]);
-    assert!(sample_stream(&soft, 0, 1, soft.config.n_positions + 1, 0).is_err());
+    assert!(sample_stream(&soft, 0, 1, soft.config.n_positions() + 1, 0).is_err());
 }

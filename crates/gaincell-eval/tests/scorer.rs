@@ -8,10 +8,10 @@ use candle_core::{Device, Tensor, D};
 use common::Bytes;
 use gaincell_eval::evaluate::token_requests;
 use gaincell_eval::{score_requests, Doc, Request, ScoreOptions, Scored, TokenSeq};
-use gaincell_model::Gpt2;
+use gaincell_model::Model;
 
-/// Log-likelihood and greedy flag of a request from `Gpt2::forward` of its input.
-fn reference(m: &Gpt2, s: &TokenSeq) -> Scored {
+/// Log-likelihood and greedy flag of a request from `Model::forward` of its input.
+fn reference(m: &Model, s: &TokenSeq) -> Scored {
     let x = Tensor::new(s.input(), &Device::Cpu)
         .unwrap()
         .unsqueeze(0)

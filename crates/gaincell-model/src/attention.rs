@@ -9,6 +9,7 @@ use gaincell_attn::{
 };
 use gaincell_chip::ChipConfig;
 
+use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::ops::f32_slice;
 
@@ -22,6 +23,22 @@ pub enum Attention {
 }
 
 impl Attention {
+    /// The attention a chip describes, for a model of this shape: softmax over the chip's window (0: all) or the
+    /// model's native sliding window, whichever is shorter; a gain-cell chip needs arrays of the model's head
+    /// width.
+    pub fn for_model(chip: &ChipConfig, model: &ModelConfig) -> Result<Self> {
+        match Self::from_chip(chip, model.head_dim())? {
+            Attention::Softmax { window } => Ok(Attention::Softmax {
+                window: match (window, model.native_window()) {
+                    (0, Some(w)) => w,
+                    (c, Some(w)) => c.min(w),
+                    (c, None) => c,
+                },
+            }),
+            gain_cell => Ok(gain_cell),
+        }
+    }
+
     /// The attention a chip describes, for heads of `head_dim` values.
     pub fn from_chip(chip: &ChipConfig, head_dim: usize) -> Result<Self> {
         if !chip.is_gain_cell() {
@@ -211,15 +228,36 @@ pub struct Scalers {
 }
 
 impl Scalers {
-    /// The chip's initial values for `heads` heads.
-    pub fn init(chip: &ChipConfig, heads: usize, device: &Device) -> Result<Self> {
+    /// The chip's initial values for `heads` query heads and `kv_heads` key/value heads (q and o have one scaler
+    /// per query head, k and v one per key/value head: per pair of arrays).
+    pub fn init(chip: &ChipConfig, heads: usize, kv_heads: usize, device: &Device) -> Result<Self> {
         let s = &chip.scalers;
         Ok(Scalers {
             q: Affine::new(s.q.a, s.q.b, heads, device)?,
-            k: Affine::new(s.k.a, s.k.b, heads, device)?,
-            v: Affine::new(s.v.a, s.v.b, heads, device)?,
+            k: Affine::new(s.k.a, s.k.b, kv_heads, device)?,
+            v: Affine::new(s.v.a, s.v.b, kv_heads, device)?,
             o: Affine::new(s.o.a, s.o.b, heads, device)?,
         })
+    }
+
+    /// The scalers of one site.
+    pub fn site(&self, s: crate::Site) -> &Affine {
+        match s {
+            crate::Site::Q => &self.q,
+            crate::Site::K => &self.k,
+            crate::Site::V => &self.v,
+            crate::Site::O => &self.o,
+        }
+    }
+
+    /// The scalers of one site, mutable.
+    pub fn site_mut(&mut self, s: crate::Site) -> &mut Affine {
+        match s {
+            crate::Site::Q => &mut self.q,
+            crate::Site::K => &mut self.k,
+            crate::Site::V => &mut self.v,
+            crate::Site::O => &mut self.o,
+        }
     }
 
     /// `(name, tensor)` pairs as stored in checkpoints, e.g. `q.a`.
@@ -236,12 +274,18 @@ impl Scalers {
         ]
     }
 
-    /// Rebuild from tensors named as in [`Scalers::named`], each `[H]`.
+    /// Rebuild from tensors named as in [`Scalers::named`], q and o `[heads]`, k and v `[kv_heads]`.
     pub fn from_named(
         get: impl Fn(&str) -> Option<Tensor>,
         heads: usize,
+        kv_heads: usize,
     ) -> std::result::Result<Self, String> {
         let one = |name: &str| -> std::result::Result<Tensor, String> {
+            let heads = if name.starts_with('k') || name.starts_with('v') {
+                kv_heads
+            } else {
+                heads
+            };
             let t = get(name).ok_or_else(|| format!("missing scaler `{name}`"))?;
             if t.dims() != [heads] {
                 return Err(format!(

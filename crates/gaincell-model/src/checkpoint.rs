@@ -1,5 +1,6 @@
-//! Weights on disk: HuggingFace GPT-2 checkpoints (local folder, or a name on the Hub when online), and our own
-//! checkpoints (the same safetensors plus a `gaincell.json` sidecar holding the chip and the scalers' origin).
+//! Weights on disk: HuggingFace checkpoints of the GPT-2 and Llama families (local folder, sharded or not, or a
+//! name on the Hub when online), llama2.c checkpoints, and our own checkpoints (HF safetensors plus a
+//! `gaincell.json` sidecar holding the chip and the scalers' origin).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,9 +10,10 @@ use gaincell_chip::ChipConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::attention::Scalers;
-use crate::config::Gpt2Config;
+use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
-use crate::model::{tensor_shapes, Gpt2};
+use crate::llama::LlamaConfig;
+use crate::model::Model;
 
 /// Sidecar file of our checkpoints.
 pub const SIDECAR: &str = "gaincell.json";
@@ -21,7 +23,7 @@ const FORMAT: &str = "gaincell-checkpoint/1";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sidecar {
     pub format: String,
-    pub model: Gpt2Config,
+    pub model: ModelConfig,
     /// The chip the weights were trained or adapted for, as TOML.
     pub chip: String,
     /// Free-form provenance and statistics (training step, target statistics, …).
@@ -50,11 +52,16 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
         return Ok(p.to_path_buf());
     }
     if p.is_file() {
+        // A llama2.c checkpoint is a file of its own; any other file names its folder.
+        if p.extension().is_some_and(|x| x == "bin") {
+            return Ok(p.to_path_buf());
+        }
         return Ok(p.parent().map(Path::to_path_buf).unwrap_or_default());
     }
     if spec.contains(std::path::MAIN_SEPARATOR)
         || spec.starts_with('.')
         || spec.ends_with(".safetensors")
+        || spec.ends_with(".bin")
     {
         return Err(ModelError::Input(format!(
             "model {spec}: no such file or folder"
@@ -63,7 +70,8 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
     download(spec)
 }
 
-/// Fetch `config.json` and `model.safetensors` of a Hub model into the local cache.
+/// Fetch `config.json`, the weights (`model.safetensors`, or the shards its index lists) and `tokenizer.json`
+/// (when the repository has one) of a Hub model into the local cache.
 fn download(name: &str) -> Result<PathBuf> {
     let fail = |e: String| {
         ModelError::Input(format!(
@@ -76,11 +84,30 @@ fn download(name: &str) -> Result<PathBuf> {
     }
     let api = hf_hub::api::sync::Api::new().map_err(|e| fail(e.to_string()))?;
     let repo = api.model(name.to_string());
-    repo.get("config.json").map_err(|e| fail(e.to_string()))?;
-    let weights = repo
-        .get("model.safetensors")
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(weights.parent().map(Path::to_path_buf).unwrap_or_default())
+    let config = repo.get("config.json").map_err(|e| fail(e.to_string()))?;
+    if repo.get("model.safetensors").is_err() {
+        let index = repo
+            .get("model.safetensors.index.json")
+            .map_err(|e| fail(format!("neither model.safetensors nor its index: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(&read(&index)?)
+            .map_err(|e| fail(format!("model.safetensors.index.json: {e}")))?;
+        let mut shards: Vec<String> = v["weight_map"]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(|f| f.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        shards.sort_unstable();
+        shards.dedup();
+        for f in shards {
+            repo.get(&f).map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    // Optional: GPT-2 checkpoints run with the embedded GPT-2 tokenizer.
+    let _ = repo.get("tokenizer.json");
+    Ok(config.parent().map(Path::to_path_buf).unwrap_or_default())
 }
 
 /// Read every tensor of a safetensors file, with an error that names the file when it is not one.
@@ -96,9 +123,105 @@ fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     })
 }
 
-/// Load a model folder: ours (with `gaincell.json`) or HuggingFace's. `chip` overrides the chip recorded in our
-/// sidecar; an HF checkpoint without `chip` runs on the `software` preset.
-pub fn load(dir: &Path, chip: Option<ChipConfig>) -> Result<Gpt2> {
+/// The weights of an HF folder: `model.safetensors`, or the shards `model.safetensors.index.json` lists.
+fn read_hf_weights(dir: &Path) -> Result<(PathBuf, HashMap<String, Tensor>)> {
+    let single = dir.join("model.safetensors");
+    let index = dir.join("model.safetensors.index.json");
+    if single.is_file() || !index.is_file() {
+        return Ok((single.clone(), read_safetensors(&single)?));
+    }
+    let v: serde_json::Value = serde_json::from_str(&read(&index)?)
+        .map_err(|e| checkpoint_err(&index, format!("not a safetensors index: {e}")))?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| checkpoint_err(&index, "no weight_map object"))?;
+    let mut files: Vec<&str> = map.values().filter_map(|f| f.as_str()).collect();
+    files.sort_unstable();
+    files.dedup();
+    let mut all = HashMap::new();
+    for f in files {
+        if f.contains('/') || f.contains('\\') || f.starts_with('.') {
+            return Err(checkpoint_err(
+                &index,
+                format!("shard name `{f}` is not a file in this folder"),
+            ));
+        }
+        all.extend(read_safetensors(&dir.join(f))?);
+    }
+    Ok((index, all))
+}
+
+/// A llama2.c checkpoint in `dir` (a `.bin` file whose header and size agree), when the folder has no config.json.
+fn find_llama2c(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "bin") && is_llama2c_file(p))
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+/// Whether a file starts like a llama2.c checkpoint whose size matches its header.
+fn is_llama2c_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let n = f.read(&mut head).unwrap_or(0);
+    crate::llama2c::is_llama2c(&head[..n]) && crate::llama2c::load_llama2c(path).is_ok()
+}
+
+/// The Llama config a llama2.c checkpoint implies (llama2.c: RMSNorm ε 1e-5, θ 10000, SiLU).
+pub fn llama2c_config(h: &crate::llama2c::Llama2cHeader) -> LlamaConfig {
+    LlamaConfig {
+        model_type: "llama".into(),
+        vocab_size: h.vocab_size,
+        hidden_size: h.dim,
+        intermediate_size: h.hidden_dim,
+        num_hidden_layers: h.n_layers,
+        num_attention_heads: h.n_heads,
+        num_key_value_heads: Some(h.n_kv_heads),
+        head_dim: None,
+        max_position_embeddings: h.seq_len,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10000.0,
+        rope_scaling: None,
+        tie_word_embeddings: h.shared_classifier,
+        sliding_window: None,
+        attention_bias: false,
+        mlp_bias: false,
+        hidden_act: "silu".into(),
+    }
+}
+
+/// Read a llama2.c checkpoint (legacy, v1 or v2 export) as a Llama config and HF-named tensors in HF's rotary
+/// layout.
+pub fn read_llama2c(path: &Path) -> Result<(LlamaConfig, HashMap<String, Tensor>)> {
+    let ck = crate::llama2c::load_llama2c(path).map_err(|m| checkpoint_err(path, m))?;
+    let config = llama2c_config(&ck.header);
+    let mut tensors = HashMap::new();
+    for (name, shape, data) in ck.tensors {
+        tensors.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
+    }
+    Ok((config, tensors))
+}
+
+/// Load a model: our checkpoint folder (with `gaincell.json`), an HF folder (GPT-2, Llama or Mistral; one
+/// `model.safetensors` or shards), or a llama2.c checkpoint (a `.bin` file, or a folder holding one). `chip`
+/// overrides the chip recorded in our sidecar; other checkpoints without `chip` run on the `software` preset.
+pub fn load(path: &Path, chip: Option<ChipConfig>) -> Result<Model> {
+    let software = || ChipConfig::load("software").expect("preset exists");
+    if path.is_file() {
+        if path.extension().is_some_and(|x| x == "bin") {
+            let (config, tensors) = read_llama2c(path)?;
+            return assemble(config.into(), chip.unwrap_or_else(software), tensors, path);
+        }
+        return load(path.parent().unwrap_or(Path::new(".")), chip);
+    }
+    let dir = path;
     let sidecar_path = dir.join(SIDECAR);
     let sidecar: Option<Sidecar> = if sidecar_path.is_file() {
         let s: Sidecar = serde_json::from_str(&read(&sidecar_path)?)
@@ -118,12 +241,15 @@ pub fn load(dir: &Path, chip: Option<ChipConfig>) -> Result<Gpt2> {
         None => {
             let path = dir.join("config.json");
             if !path.is_file() {
+                if let Some(bin) = find_llama2c(dir) {
+                    return load(&bin, chip);
+                }
                 return Err(checkpoint_err(
                     dir,
-                    "no config.json (a model folder needs config.json and model.safetensors)",
+                    "no config.json (a model folder needs config.json and model.safetensors, or a llama2.c .bin)",
                 ));
             }
-            Gpt2Config::from_json(&read(&path)?, &path.display().to_string())?
+            ModelConfig::from_json(&read(&path)?, &path.display().to_string())?
         }
     };
     let recorded_chip = match &sidecar {
@@ -133,85 +259,137 @@ pub fn load(dir: &Path, chip: Option<ChipConfig>) -> Result<Gpt2> {
         ),
         None => None,
     };
-    let chip = match (chip, recorded_chip) {
-        (Some(c), _) => c,
-        (None, Some(c)) => c,
-        (None, None) => ChipConfig::load("software").expect("preset exists"),
-    };
-    let weights_path = dir.join("model.safetensors");
-    let raw = read_safetensors(&weights_path)?;
+    let chip = chip.or(recorded_chip).unwrap_or_else(software);
+    let (weights_path, raw) = read_hf_weights(dir)?;
     // HF GPT2LMHeadModel state dicts carry a `transformer.` prefix and an explicit (tied) lm_head; GPT2Model's do
-    // not. Attention-mask buffers of old checkpoints are not weights.
+    // not. A LlamaModel (no head) lacks the `model.` prefix. Attention-mask and rotary buffers are not weights.
     let mut tensors = HashMap::new();
     for (name, t) in raw {
-        let name = name
-            .strip_prefix("transformer.")
-            .unwrap_or(&name)
-            .to_string();
-        if name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") {
+        let name = match &config {
+            ModelConfig::Gpt2(_) => name
+                .strip_prefix("transformer.")
+                .unwrap_or(&name)
+                .to_string(),
+            ModelConfig::Llama(_) if !name.starts_with("model.") && name != "lm_head.weight" => {
+                format!("model.{name}")
+            }
+            ModelConfig::Llama(_) => name,
+        };
+        if name.ends_with(".attn.bias")
+            || name.ends_with(".attn.masked_bias")
+            || name.ends_with(".rotary_emb.inv_freq")
+        {
             continue;
         }
         tensors.insert(name, t);
     }
-    if let Some(head) = tensors.remove("lm_head.weight") {
-        if head.dims() != [config.vocab_size, config.n_embd] {
-            return Err(checkpoint_err(
-                &weights_path,
-                format!(
-                    "lm_head.weight has shape {:?}, expected [{}, {}]",
-                    head.dims(),
-                    config.vocab_size,
-                    config.n_embd
-                ),
-            ));
-        }
-    }
-    for (name, shape) in tensor_shapes(&config) {
-        match tensors.get(&name) {
-            None => {
+    let tied = match &config {
+        ModelConfig::Gpt2(_) => true,
+        ModelConfig::Llama(c) => c.tie_word_embeddings,
+    };
+    if tied {
+        if let Some(head) = tensors.remove("lm_head.weight") {
+            let want = [config.vocab_size(), config.n_embd()];
+            if head.dims() != want {
                 return Err(checkpoint_err(
                     &weights_path,
-                    format!("missing tensor {name} (expected shape {shape:?})"),
-                ))
+                    format!(
+                        "lm_head.weight has shape {:?}, expected {want:?}",
+                        head.dims()
+                    ),
+                ));
             }
-            Some(t) if t.dims() != shape.as_slice() => {
-                return Err(checkpoint_err(
-                    &weights_path,
-                    format!("tensor {name} has shape {:?}, expected {shape:?}", t.dims()),
-                ))
-            }
-            Some(_) => {}
         }
     }
-    let scalers = if tensors.keys().any(|k| k.contains(".attn.scaler.")) {
+    assemble(config, chip, tensors, &weights_path)
+}
+
+/// Build a model from tensors by HF name: each one checked for presence and shape, scalers taken when present.
+fn assemble(
+    config: ModelConfig,
+    chip: ChipConfig,
+    tensors: HashMap<String, Tensor>,
+    origin: &Path,
+) -> Result<Model> {
+    let prefix = |l: usize| match &config {
+        ModelConfig::Gpt2(_) => crate::gpt2::Gpt2Weights::attention_prefix(l),
+        ModelConfig::Llama(_) => crate::llama::LlamaWeights::attention_prefix(l),
+    };
+    let scalers = if tensors.keys().any(|k| k.contains(".scaler.")) {
         let mut v = Vec::new();
-        for l in 0..config.n_layer {
+        for l in 0..config.n_layer() {
             let s = Scalers::from_named(
-                |n| tensors.get(&format!("h.{l}.attn.scaler.{n}")).cloned(),
-                config.n_head,
+                |n| tensors.get(&format!("{}.scaler.{n}", prefix(l))).cloned(),
+                config.n_head(),
+                config.n_kv_head(),
             )
-            .map_err(|m| checkpoint_err(&weights_path, format!("layer {l}: {m}")))?;
+            .map_err(|m| checkpoint_err(origin, format!("layer {l}: {m}")))?;
             v.push(s);
         }
         Some(v)
     } else {
         None
     };
-    Gpt2::from_tensors(config, chip, &tensors, scalers)
+    Model::assemble(
+        config,
+        chip,
+        &mut |name, shape| match tensors.get(name) {
+            None => Err(checkpoint_err(
+                origin,
+                format!("missing tensor {name} (expected shape {shape:?})"),
+            )),
+            Some(t) if t.dims() != shape => Err(checkpoint_err(
+                origin,
+                format!("tensor {name} has shape {:?}, expected {shape:?}", t.dims()),
+            )),
+            Some(t) => Ok(t.clone()),
+        },
+        scalers,
+    )
 }
 
-/// Copy `from/tokenizer.json` (if there is one) into the checkpoint folder `to`, so the checkpoint carries the
-/// tokenizer it was trained with and any command can take it as `--model` alone.
+/// Copy the tokenizer of the model at `from` (a folder, or a llama2.c `.bin` beside its tokenizer) into the
+/// checkpoint folder `to` — `tokenizer.json`, or llama2.c's tokenizer as `tokenizer.bin` — so the checkpoint carries
+/// the tokenizer it was trained with and any command can take it as `--model` alone.
 pub fn copy_tokenizer(from: &Path, to: &Path) -> Result<()> {
-    let src = from.join("tokenizer.json");
-    if src.is_file() {
-        let dst = to.join("tokenizer.json");
-        std::fs::copy(&src, &dst).map_err(|source| ModelError::Io {
-            path: dst.display().to_string(),
-            source,
-        })?;
+    let dir = if from.is_file() {
+        from.parent().unwrap_or(Path::new("."))
+    } else {
+        from
+    };
+    let json = dir.join("tokenizer.json");
+    let (src, name) = if json.is_file() {
+        (json, "tokenizer.json")
+    } else if let Some(bin) = crate::tokenizer::llama2c_tokenizer_in(dir) {
+        (bin, "tokenizer.bin")
+    } else {
+        return Ok(());
+    };
+    let dst = to.join(name);
+    if src == dst {
+        return Ok(());
     }
-    Ok(())
+    let bytes = std::fs::read(&src).map_err(|source| ModelError::Io {
+        path: src.display().to_string(),
+        source,
+    })?;
+    write_atomically(&dst, &bytes)
+}
+
+/// Write `bytes` to `path` through a temporary name in the same folder and a rename: a crash or a full disk
+/// leaves the old file or the new one, never a truncated one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |p: &Path| {
+        let p = p.display().to_string();
+        move |source| ModelError::Io { path: p, source }
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
 }
 
 /// The sidecar's free-form `extra` of our checkpoint in `dir` (null for an HF checkpoint).
@@ -228,13 +406,13 @@ pub fn read_extra(dir: &Path) -> Result<serde_json::Value> {
 /// Write a model as our checkpoint: `model.safetensors`, an HF-style `config.json` (so HF tools can read the
 /// weights) and the sidecar. Each file is written to a temporary name and renamed, so a crash leaves either the
 /// old checkpoint or the new one, never half of one.
-pub fn save(model: &Gpt2, dir: &Path, extra: serde_json::Value) -> Result<()> {
+pub fn save(model: &Model, dir: &Path, extra: serde_json::Value) -> Result<()> {
     save_as(model, dir, extra, DType::F32)
 }
 
 /// [`save`] with the weights stored as `dtype` (f16 or bf16 halve the file; loading converts back to f32). The
 /// per-head scalers stay f32: they are few, and adaptation tunes them finely.
-pub fn save_as(model: &Gpt2, dir: &Path, extra: serde_json::Value, dtype: DType) -> Result<()> {
+pub fn save_as(model: &Model, dir: &Path, extra: serde_json::Value, dtype: DType) -> Result<()> {
     let io = |path: &Path| {
         let p = path.display().to_string();
         move |source| ModelError::Io { path: p, source }
@@ -242,7 +420,7 @@ pub fn save_as(model: &Gpt2, dir: &Path, extra: serde_json::Value, dtype: DType)
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut tensors = HashMap::new();
     for (name, t) in model.named_tensors() {
-        let t = if name.contains(".attn.scaler.") {
+        let t = if name.contains(".scaler.") {
             t
         } else {
             t.to_dtype(dtype)?
@@ -251,9 +429,7 @@ pub fn save_as(model: &Gpt2, dir: &Path, extra: serde_json::Value, dtype: DType)
     }
     let tmp = dir.join("model.safetensors.tmp");
     candle_core::safetensors::save(&tensors, &tmp)?;
-    let mut hf_config = serde_json::to_value(&model.config).expect("config serialises");
-    hf_config["model_type"] = "gpt2".into();
-    hf_config["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
+    let hf_config = model.config.hf_json();
     let sidecar = Sidecar {
         format: FORMAT.into(),
         model: model.config.clone(),

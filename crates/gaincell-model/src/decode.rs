@@ -1,5 +1,7 @@
-//! Token-by-token decoding as the chip runs it: each step writes the new token's k and v into the head's arrays
-//! (one ring-buffer column, leaking by age) and reads one query; softmax layers keep an ordinary KV cache.
+//! Token-by-token decoding as the chip runs it: each step writes the new token's k and v into each key/value
+//! head's arrays (one ring-buffer column, leaking by age) and reads one query per query head (with grouped-query
+//! attention a group's queries read the same arrays); softmax layers keep an ordinary KV cache. The block's
+//! forward is [`Model`]'s own, with this step as its attention.
 
 use candle_core::{Device, Tensor};
 use gaincell_attn::KvArray;
@@ -7,62 +9,89 @@ use rand::{Rng, SeedableRng};
 
 use crate::attention::Attention;
 use crate::error::{ModelError, Result};
-use crate::model::Gpt2;
+use crate::model::{AttentionForm, Model};
 
-/// Per-layer state of the attention.
+/// Per-layer state of the attention, one entry per key/value head (shared by its group of query heads).
 enum LayerState {
-    /// Keys and values of the last `window` tokens (all when 0), per head, flattened `[tokens, D]`.
+    /// Keys and values of the last `window` tokens (all when 0), per key/value head, flattened `[tokens, D]`.
     Softmax {
         keys: Vec<Vec<f32>>,
         values: Vec<Vec<f32>>,
         window: usize,
     },
-    /// One pair of arrays per head, and the head's scalers `[a_q, b_q, a_k, b_k, a_v, b_v, a_o, b_o]`.
-    GainCell {
-        arrays: Vec<KvArray>,
-        scalers: Vec<[f32; 8]>,
-    },
+    /// One pair of arrays per key/value head.
+    GainCell { arrays: Vec<KvArray> },
+}
+
+/// The incremental form: one token, its k and v written into each key/value head's state, each query head reading
+/// its group's.
+struct Step<'a> {
+    layers: &'a mut [LayerState],
+}
+
+impl AttentionForm for Step<'_> {
+    fn attend(&mut self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+        let dims = q.dims4()?; // [1, H, 1, D]
+        let (h, d) = (dims.1, dims.3);
+        let kv_heads = k.dim(1)?;
+        let group = h / kv_heads;
+        let [q, k, v] = [q, k, v].map(|x| x.flatten_all().and_then(|x| x.to_vec1::<f32>()));
+        let (q, k, v) = (q?, k?, v?);
+        let mut y = vec![0.0f32; h * d];
+        match &mut self.layers[layer] {
+            LayerState::Softmax {
+                keys,
+                values,
+                window,
+            } => {
+                for g in 0..kv_heads {
+                    let r = g * d..(g + 1) * d;
+                    push_window(&mut keys[g], &mut values[g], *window, &k[r.clone()], &v[r]);
+                }
+                for j in 0..h {
+                    let r = j * d..(j + 1) * d;
+                    let g = j / group;
+                    softmax_read(&keys[g], &values[g], &q[r.clone()], &mut y[r]);
+                }
+            }
+            LayerState::GainCell { arrays } => {
+                for (g, a) in arrays.iter_mut().enumerate() {
+                    let r = g * d..(g + 1) * d;
+                    a.write(&k[r.clone()], &v[r])?;
+                }
+                for j in 0..h {
+                    let r = j * d..(j + 1) * d;
+                    arrays[j / group].read(&q[r.clone()], &mut y[r])?;
+                }
+            }
+        }
+        Ok(Tensor::from_vec(y, dims, &Device::Cpu)?)
+    }
 }
 
 /// Incremental decoding of one sequence.
 pub struct Decoder<'m> {
-    model: &'m Gpt2,
+    model: &'m Model,
     pos: usize,
     layers: Vec<LayerState>,
 }
 
 impl<'m> Decoder<'m> {
     /// Empty arrays / caches for `model`.
-    pub fn new(model: &'m Gpt2) -> Result<Self> {
-        let h = model.config.n_head;
-        let mut layers = Vec::new();
-        for block in &model.blocks {
-            layers.push(match &model.attention {
+    pub fn new(model: &'m Model) -> Result<Self> {
+        let kv = model.config.n_kv_head();
+        let layers = (0..model.config.n_layer())
+            .map(|_| match &model.attention {
                 Attention::Softmax { window } => LayerState::Softmax {
-                    keys: vec![Vec::new(); h],
-                    values: vec![Vec::new(); h],
+                    keys: vec![Vec::new(); kv],
+                    values: vec![Vec::new(); kv],
                     window: *window,
                 },
-                Attention::GainCell { params } => {
-                    let s = block
-                        .scalers
-                        .as_ref()
-                        .expect("gain-cell layers have scalers");
-                    let mut per_head = Vec::with_capacity(h);
-                    for i in 0..h {
-                        let (qa, qb) = s.q.head(i)?;
-                        let (ka, kb) = s.k.head(i)?;
-                        let (va, vb) = s.v.head(i)?;
-                        let (oa, ob) = s.o.head(i)?;
-                        per_head.push([qa, qb, ka, kb, va, vb, oa, ob]);
-                    }
-                    LayerState::GainCell {
-                        arrays: (0..h).map(|_| KvArray::new(params)).collect(),
-                        scalers: per_head,
-                    }
-                }
-            });
-        }
+                Attention::GainCell { params } => LayerState::GainCell {
+                    arrays: (0..kv).map(|_| KvArray::new(params)).collect(),
+                },
+            })
+            .collect();
         Ok(Decoder {
             model,
             pos: 0,
@@ -79,74 +108,24 @@ impl<'m> Decoder<'m> {
     pub fn step(&mut self, token: u32) -> Result<Vec<f32>> {
         let m = self.model;
         m.check_ids(&[token], self.pos)?;
-        let c = &m.config;
-        let (h, d, e) = (c.n_head, c.head_dim(), c.n_embd);
-        let id = Tensor::new(&[token], &Device::Cpu)?;
-        let mut x = m
-            .wte
-            .embedding(&id)?
-            .broadcast_add(&m.wpe.narrow(0, self.pos, 1)?)?; // [1, C]
-        for (block, state) in m.blocks.iter().zip(&mut self.layers) {
-            let a = m.layer_norm(&x, &block.ln_1)?;
-            let qkv: Vec<f32> = block.c_attn_forward(&a)?.flatten_all()?.to_vec1()?;
-            let (q, rest) = qkv.split_at(e);
-            let (k, v) = rest.split_at(e);
-            let mut y = vec![0.0f32; e];
-            for i in 0..h {
-                let r = i * d..(i + 1) * d;
-                match state {
-                    LayerState::Softmax {
-                        keys,
-                        values,
-                        window,
-                    } => {
-                        softmax_step(
-                            &mut keys[i],
-                            &mut values[i],
-                            *window,
-                            &q[r.clone()],
-                            &k[r.clone()],
-                            &v[r.clone()],
-                            &mut y[r],
-                        );
-                    }
-                    LayerState::GainCell { arrays, scalers } => {
-                        let s = scalers[i];
-                        let aff = |x: &[f32], a: f32, b: f32| -> Vec<f32> {
-                            x.iter().map(|&x| a * x + b).collect()
-                        };
-                        let (qs, ks, vs) = (
-                            aff(&q[r.clone()], s[0], s[1]),
-                            aff(&k[r.clone()], s[2], s[3]),
-                            aff(&v[r.clone()], s[4], s[5]),
-                        );
-                        arrays[i].step(&qs, &ks, &vs, &mut y[r.clone()])?;
-                        y[r].iter_mut().for_each(|o| *o = s[6] * *o + s[7]);
-                    }
-                }
-            }
-            let y = Tensor::from_vec(y, (1, e), &Device::Cpu)?;
-            x = (x + block.c_proj_forward(&y)?)?;
-            let mm = m.layer_norm(&x, &block.ln_2)?;
-            x = (x + block.mlp_forward(&mm)?)?;
-        }
+        let ids = Tensor::new(&[[token]], &Device::Cpu)?;
+        let pos = Tensor::new(&[self.pos as u32], &Device::Cpu)?;
+        let x = m.run_blocks(
+            &ids,
+            &pos,
+            &mut Step {
+                layers: &mut self.layers,
+            },
+            &mut |_, _, _| Ok(()),
+        )?;
         self.pos += 1;
-        let x = m.layer_norm(&x, &m.ln_f)?;
         Ok(m.head(&x)?.flatten_all()?.to_vec1()?)
     }
 }
 
-/// One query of causal softmax attention over a growing (or sliding) KV cache.
-fn softmax_step(
-    keys: &mut Vec<f32>,
-    values: &mut Vec<f32>,
-    window: usize,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    out: &mut [f32],
-) {
-    let d = q.len();
+/// Append a token's key and value to a sliding (or, at window 0, growing) KV cache.
+fn push_window(keys: &mut Vec<f32>, values: &mut Vec<f32>, window: usize, k: &[f32], v: &[f32]) {
+    let d = k.len();
     keys.extend_from_slice(k);
     values.extend_from_slice(v);
     if window > 0 && keys.len() > window * d {
@@ -154,6 +133,11 @@ fn softmax_step(
         keys.drain(..drop);
         values.drain(..drop);
     }
+}
+
+/// One query of causal softmax attention over the cached keys and values.
+fn softmax_read(keys: &[f32], values: &[f32], q: &[f32], out: &mut [f32]) {
+    let d = q.len();
     let scale = 1.0 / (d as f32).sqrt();
     let scores: Vec<f32> = keys
         .chunks_exact(d)

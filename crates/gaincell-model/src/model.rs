@@ -1,73 +1,19 @@
-//! GPT-2, the whole model in one file (nanoGPT's shape): embeddings, blocks of layer norm → attention on the
-//! chip → projection → layer norm → MLP, a final layer norm and the tied output head.
-
-use std::collections::HashMap;
+//! A model on a chip, whatever its family: the block's forward pass written once, with the attention as the only
+//! thing that differs between the three forms that run it — the parallel kernel over `[B, H, T, D]` (training,
+//! perplexity), the packed prefix continuation ([`crate::prefix`]) and the token-by-token step on the chip's arrays
+//! ([`crate::decode`]). Each family ([`crate::gpt2`], [`crate::llama`]) supplies its embeddings, the inputs of
+//! attention (norm, projections, rotation) and the rest of its block; the per-head affine scalers of the chip sit
+//! between them, here.
 
 use candle_core::{DType, Device, Tensor, D};
 use gaincell_chip::ChipConfig;
 use rand::Rng;
 
 use crate::attention::{Attention, Scalers};
-use crate::config::Gpt2Config;
+use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
-
-/// A linear map in HF's Conv1D layout: `y = x·w + b`, `w` is `[in, out]`.
-#[derive(Debug, Clone)]
-pub struct Conv1D {
-    pub w: Tensor,
-    pub b: Tensor,
-}
-
-impl Conv1D {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let (rows, inner) = (
-            dims[..dims.len() - 1].iter().product::<usize>(),
-            dims[dims.len() - 1],
-        );
-        let y = x
-            .reshape((rows, inner))?
-            .matmul(&self.w)?
-            .broadcast_add(&self.b)?;
-        let mut out = dims;
-        *out.last_mut().expect("rank ≥ 1") = self.w.dim(1)?;
-        Ok(y.reshape(out)?)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct LayerNorm {
-    pub w: Tensor,
-    pub b: Tensor,
-}
-
-#[derive(Debug, Clone)]
-pub struct Block {
-    pub ln_1: LayerNorm,
-    pub c_attn: Conv1D,
-    pub c_proj: Conv1D,
-    pub ln_2: LayerNorm,
-    pub c_fc: Conv1D,
-    pub mlp_proj: Conv1D,
-    /// Per-head affine scalers; present when the attention is a gain-cell chip.
-    pub scalers: Option<Scalers>,
-}
-
-impl Block {
-    pub(crate) fn c_attn_forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.c_attn.forward(x)
-    }
-
-    pub(crate) fn c_proj_forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.c_proj.forward(x)
-    }
-
-    /// The MLP: c_fc → GELU (tanh approximation, as GPT-2) → c_proj.
-    pub(crate) fn mlp_forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.mlp_proj
-            .forward(&crate::ops::gelu(&self.c_fc.forward(x)?)?)
-    }
-}
+use crate::gpt2::Gpt2Weights;
+use crate::llama::LlamaWeights;
 
 /// `n` draws of N(0, std²) (Box–Muller), generated in parallel chunks: chunk `c` of tensor `index` draws from its
 /// own ChaCha stream, so the values depend on the seed alone, not on the thread count.
@@ -109,224 +55,253 @@ impl Site {
     }
 }
 
-/// GPT-2 with its attention on a chip.
+/// The weights of a model of one family.
 #[derive(Debug, Clone)]
-pub struct Gpt2 {
-    pub config: Gpt2Config,
+pub enum Weights {
+    Gpt2(Gpt2Weights),
+    Llama(LlamaWeights),
+}
+
+/// The attention of one form: q `[B, H, T, D]`, k and v `[B, H_kv, T, D]` (after the chip's scalers, in its
+/// physical units) → the heads' outputs `[B, H, T, D]`.
+pub(crate) trait AttentionForm {
+    fn attend(&mut self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor>;
+}
+
+/// A probe of the scaled q', k', v' and o' of every gain-cell layer (see [`Model::hidden_probed`]).
+pub type Probe<'a> = dyn FnMut(usize, Site, &Tensor) -> Result<()> + 'a;
+
+/// Key/value heads `[B, H_kv, T, D]` repeated for their groups of query heads `[B, H, T, D]` (head h reads key
+/// head h / (H / H_kv), as HF's `repeat_kv`); on a chip, the group's queries read the same arrays.
+pub(crate) fn repeat_kv(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, kv, t, d) = x.dims4()?;
+    if kv == heads {
+        return Ok(x.clone());
+    }
+    Ok(x.unsqueeze(2)?
+        .broadcast_as((b, kv, heads / kv, t, d))?
+        .reshape((b, heads, t, d))?)
+}
+
+/// The parallel form: the kernel over whole sequences.
+struct Parallel<'a>(&'a Attention);
+
+impl AttentionForm for Parallel<'_> {
+    fn attend(&mut self, _layer: usize, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+        let h = q.dim(1)?;
+        self.0.forward(q, &repeat_kv(k, h)?, &repeat_kv(v, h)?)
+    }
+}
+
+/// A transformer language model with its attention on a chip.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub config: ModelConfig,
     pub chip: ChipConfig,
     pub attention: Attention,
-    pub wte: Tensor,
-    pub wpe: Tensor,
-    pub blocks: Vec<Block>,
-    pub ln_f: LayerNorm,
+    pub weights: Weights,
+    /// Per layer, the per-head affine scalers of a gain-cell chip (empty for softmax attention).
+    pub scalers: Vec<Scalers>,
 }
 
-/// The HF names of one block's tensors (without prefix) and their shapes.
-pub(crate) fn block_tensor_shapes(c: &Gpt2Config, l: usize) -> Vec<(String, Vec<usize>)> {
-    let e = c.n_embd;
-    [
-        ("ln_1.weight", vec![e]),
-        ("ln_1.bias", vec![e]),
-        ("attn.c_attn.weight", vec![e, 3 * e]),
-        ("attn.c_attn.bias", vec![3 * e]),
-        ("attn.c_proj.weight", vec![e, e]),
-        ("attn.c_proj.bias", vec![e]),
-        ("ln_2.weight", vec![e]),
-        ("ln_2.bias", vec![e]),
-        ("mlp.c_fc.weight", vec![e, 4 * e]),
-        ("mlp.c_fc.bias", vec![4 * e]),
-        ("mlp.c_proj.weight", vec![4 * e, e]),
-        ("mlp.c_proj.bias", vec![e]),
-    ]
-    .into_iter()
-    .map(|(n, s)| (format!("h.{l}.{n}"), s))
-    .collect()
-}
-
-/// Every tensor of the model under its HF name (no prefix), with its shape.
-pub(crate) fn tensor_shapes(c: &Gpt2Config) -> Vec<(String, Vec<usize>)> {
-    let mut v = vec![
-        ("wte.weight".to_string(), vec![c.vocab_size, c.n_embd]),
-        ("wpe.weight".to_string(), vec![c.n_positions, c.n_embd]),
-    ];
-    for l in 0..c.n_layer {
-        v.extend(block_tensor_shapes(c, l));
-    }
-    v.push(("ln_f.weight".into(), vec![c.n_embd]));
-    v.push(("ln_f.bias".into(), vec![c.n_embd]));
-    v
-}
-
-impl Gpt2 {
-    /// Build from tensors named as HF names them (see [`tensor_shapes`]), already checked for shape; scalers
-    /// come from `scalers` when given (our checkpoints) or from the chip's initial values.
-    pub(crate) fn from_tensors(
-        config: Gpt2Config,
-        chip: ChipConfig,
-        t: &HashMap<String, Tensor>,
-        scalers: Option<Vec<Scalers>>,
-    ) -> Result<Self> {
-        let attention = Attention::from_chip(&chip, config.head_dim())?;
-        let device = Device::Cpu;
-        let get = |n: &str| -> Result<Tensor> {
-            Ok(t.get(n)
-                .ok_or_else(|| ModelError::Input(format!("missing tensor {n}")))?
-                .to_dtype(DType::F32)?)
-        };
-        let conv = |p: &str| -> Result<Conv1D> {
-            Ok(Conv1D {
-                w: get(&format!("{p}.weight"))?,
-                b: get(&format!("{p}.bias"))?,
-            })
-        };
-        let ln = |p: &str| -> Result<LayerNorm> {
-            Ok(LayerNorm {
-                w: get(&format!("{p}.weight"))?,
-                b: get(&format!("{p}.bias"))?,
-            })
-        };
-        let mut blocks = Vec::with_capacity(config.n_layer);
-        for l in 0..config.n_layer {
-            let sc = match (&scalers, attention.is_gain_cell()) {
-                (Some(s), true) => Some(s[l].clone()),
-                (None, true) => Some(Scalers::init(&chip, config.n_head, &device)?),
-                (_, false) => None,
-            };
-            blocks.push(Block {
-                ln_1: ln(&format!("h.{l}.ln_1"))?,
-                c_attn: conv(&format!("h.{l}.attn.c_attn"))?,
-                c_proj: conv(&format!("h.{l}.attn.c_proj"))?,
-                ln_2: ln(&format!("h.{l}.ln_2"))?,
-                c_fc: conv(&format!("h.{l}.mlp.c_fc"))?,
-                mlp_proj: conv(&format!("h.{l}.mlp.c_proj"))?,
-                scalers: sc,
-            });
-        }
-        Ok(Gpt2 {
-            wte: get("wte.weight")?,
-            wpe: get("wpe.weight")?,
-            ln_f: ln("ln_f")?,
-            blocks,
-            attention,
-            chip,
-            config,
+impl Model {
+    /// The weights of a family's structure, every tensor still empty.
+    fn skeleton(config: &ModelConfig) -> Result<Weights> {
+        let empty = Tensor::zeros(0, DType::F32, &Device::Cpu)?;
+        Ok(match config {
+            ModelConfig::Gpt2(c) => Weights::Gpt2(Gpt2Weights::skeleton(c, &empty)),
+            ModelConfig::Llama(c) => Weights::Llama(LlamaWeights::skeleton(c, &empty)?),
         })
     }
 
-    /// A randomly initialised model (GPT-2's scheme: N(0, 0.02), residual projections scaled by 1/√(2L)).
-    pub fn random(config: Gpt2Config, chip: ChipConfig, seed: u64) -> Result<Self> {
-        config.validate().map_err(ModelError::Input)?;
-        let mut t = HashMap::new();
-        let resid = 0.02 / (2.0 * config.n_layer as f64).sqrt();
-        for (index, (name, shape)) in tensor_shapes(&config).into_iter().enumerate() {
-            let n: usize = shape.iter().product();
-            let data: Vec<f32> = if name.contains("ln_") && name.ends_with("weight") {
-                vec![1.0; n]
-            } else if name.ends_with("bias") {
-                vec![0.0; n]
-            } else {
-                let std = if name.ends_with("c_proj.weight") {
-                    resid
-                } else {
-                    0.02
-                };
-                normal_vec(n, std, seed, index as u64)
-            };
-            t.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
+    /// Every weight tensor (scalers apart) under its HF name, with its shape and where it lives.
+    fn fields(&mut self) -> Vec<(String, Vec<usize>, &mut Tensor)> {
+        match (&mut self.weights, &self.config) {
+            (Weights::Gpt2(w), ModelConfig::Gpt2(c)) => w.fields(c),
+            (Weights::Llama(w), ModelConfig::Llama(c)) => w.fields(c),
+            _ => unreachable!("weights and config of one family"),
         }
-        Self::from_tensors(config, chip, &t, None)
+    }
+
+    /// Every weight tensor's HF name and shape, in the family's order (scalers apart).
+    pub fn tensor_shapes(config: &ModelConfig) -> Result<Vec<(String, Vec<usize>)>> {
+        let mut m = Model {
+            config: config.clone(),
+            chip: ChipConfig::load("software").expect("preset exists"),
+            attention: Attention::Softmax { window: 0 },
+            weights: Self::skeleton(config)?,
+            scalers: Vec::new(),
+        };
+        Ok(m.fields().into_iter().map(|(n, s, _)| (n, s)).collect())
+    }
+
+    /// Where layer `l`'s scalers are stored in checkpoints, e.g. `h.3.attn` (`.scaler.q.a` follows).
+    pub fn attention_prefix(&self, l: usize) -> String {
+        match self.weights {
+            Weights::Gpt2(_) => Gpt2Weights::attention_prefix(l),
+            Weights::Llama(_) => LlamaWeights::attention_prefix(l),
+        }
+    }
+
+    /// Build from a source of tensors by HF name (`take(name, shape)` returns the tensor, checked for shape);
+    /// scalers come from `scalers` when given (our checkpoints) or from the chip's initial values.
+    pub(crate) fn assemble(
+        config: ModelConfig,
+        chip: ChipConfig,
+        take: &mut dyn FnMut(&str, &[usize]) -> Result<Tensor>,
+        scalers: Option<Vec<Scalers>>,
+    ) -> Result<Self> {
+        config.validate().map_err(ModelError::Input)?;
+        let attention = Attention::for_model(&chip, &config)?;
+        let mut m = Model {
+            weights: Self::skeleton(&config)?,
+            config,
+            chip,
+            attention,
+            scalers: Vec::new(),
+        };
+        for (name, shape, t) in m.fields() {
+            *t = take(&name, &shape)?.to_dtype(DType::F32)?;
+        }
+        m.scalers = match (scalers, m.attention.is_gain_cell()) {
+            (Some(s), true) => s,
+            (None, true) => m.initial_scalers()?,
+            (_, false) => Vec::new(),
+        };
+        Ok(m)
+    }
+
+    fn initial_scalers(&self) -> Result<Vec<Scalers>> {
+        let c = &self.config;
+        (0..c.n_layer())
+            .map(|_| Scalers::init(&self.chip, c.n_head(), c.n_kv_head(), &Device::Cpu))
+            .collect()
+    }
+
+    /// A randomly initialised model (the family's scheme; GPT-2: N(0, 0.02), residual projections scaled by
+    /// 1/√(2L); Llama: N(0, 0.02), norms 1).
+    pub fn random(config: impl Into<ModelConfig>, chip: ChipConfig, seed: u64) -> Result<Self> {
+        let config = config.into();
+        config.validate().map_err(ModelError::Input)?;
+        let mut index = 0u64;
+        let cfg = config.clone();
+        Self::assemble(
+            config,
+            chip,
+            &mut |name, shape| {
+                let n: usize = shape.iter().product();
+                let init = match &cfg {
+                    ModelConfig::Gpt2(c) => Gpt2Weights::init(c, name),
+                    ModelConfig::Llama(_) => LlamaWeights::init(name),
+                };
+                let data = match init {
+                    Ok(v) => vec![v; n],
+                    Err(std) => normal_vec(n, std, seed, index),
+                };
+                index += 1;
+                Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
+            },
+            None,
+        )
     }
 
     /// The same weights on another chip (scalers kept when both chips are gain-cell chips, else the new chip's
     /// initial values).
     pub fn with_chip(&self, chip: ChipConfig) -> Result<Self> {
-        let attention = Attention::from_chip(&chip, self.config.head_dim())?;
+        let attention = Attention::for_model(&chip, &self.config)?;
         let mut m = self.clone();
-        for b in &mut m.blocks {
-            b.scalers = match (attention.is_gain_cell(), b.scalers.take()) {
-                (true, Some(s)) => Some(s),
-                (true, None) => Some(Scalers::init(&chip, self.config.n_head, &Device::Cpu)?),
-                (false, _) => None,
-            };
-        }
+        let keep = attention.is_gain_cell() && !m.scalers.is_empty();
         m.attention = attention;
         m.chip = chip;
+        m.scalers = match (m.attention.is_gain_cell(), keep) {
+            (true, true) => m.scalers,
+            (true, false) => m.initial_scalers()?,
+            (false, _) => Vec::new(),
+        };
         Ok(m)
     }
 
     /// Check token ids against the vocabulary and the context.
     pub(crate) fn check_ids(&self, ids: &[u32], start: usize) -> Result<()> {
-        if let Some(bad) = ids.iter().find(|&&i| i as usize >= self.config.vocab_size) {
+        let vocab = self.config.vocab_size();
+        if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
             return Err(ModelError::Input(format!(
-                "token id {bad} is outside the vocabulary ({})",
-                self.config.vocab_size
+                "token id {bad} is outside the vocabulary ({vocab})"
             )));
         }
-        if start + ids.len() > self.config.n_positions {
+        if start + ids.len() > self.config.n_positions() {
             return Err(ModelError::Input(format!(
                 "{} tokens from position {start} exceed the model's {} positions",
                 ids.len(),
-                self.config.n_positions
+                self.config.n_positions()
             )));
         }
         Ok(())
     }
 
-    /// The final hidden states `[B, T, C]` (after `ln_f`) for token ids `[B, T]` (u32), all positions at once (the
-    /// parallel form): what [`Gpt2::head`] turns into logits, for callers that need only some positions' logits.
-    pub fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
-        self.hidden_probed(ids, &mut |_, _, _| Ok(()))
-    }
-
-    /// [`Gpt2::hidden`], showing `probe(layer, site, x)` each head's scaled q', k', v' (after the affine scaling,
-    /// before the chip's clamp) and scaled output o', all `[B, H, T, D]`: what training's statistics and the
-    /// adaptation measure. Only gain-cell layers (the ones with scalers) are probed.
-    pub fn hidden_probed(
+    /// The one forward pass: token ids `[B, T]` at positions `pos` `[T]` (u32) through every block, the attention
+    /// computed by `form`, to the final hidden states `[B, T, C]` (after the final norm). `probe` sees each
+    /// gain-cell layer's scaled q', k', v' (after the affine scaling, before the chip's clamp) and o'.
+    pub(crate) fn run_blocks(
         &self,
         ids: &Tensor,
-        probe: &mut dyn FnMut(usize, Site, &Tensor) -> Result<()>,
+        pos: &Tensor,
+        form: &mut dyn AttentionForm,
+        probe: &mut Probe,
     ) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        // Each of the B rows is a sequence from position 0: check the ids of one row's length at a time.
-        for row in ids.flatten_all()?.to_vec1::<u32>()?.chunks(t.max(1)) {
-            self.check_ids(row, 0)?;
-        }
-        let c = &self.config;
-        let (h, d) = (c.n_head, c.head_dim());
-        let pos = self.wpe.narrow(0, 0, t)?;
-        let mut x = self
-            .wte
-            .embedding(&ids.flatten_all()?)?
-            .reshape((b, t, c.n_embd))?
-            .broadcast_add(&pos)?;
-        for (l, block) in self.blocks.iter().enumerate() {
-            let a = self.layer_norm(&x, &block.ln_1)?;
-            let qkv = block.c_attn.forward(&a)?; // [B, T, 3C]
-            let split = |i: usize| -> Result<Tensor> {
-                Ok(qkv
-                    .narrow(2, i * c.n_embd, c.n_embd)?
-                    .reshape((b, t, h, d))?
-                    .transpose(1, 2)?
-                    .contiguous()?)
+        let mut x = match (&self.weights, &self.config) {
+            (Weights::Gpt2(w), ModelConfig::Gpt2(c)) => w.embed(c, ids, pos)?,
+            (Weights::Llama(w), ModelConfig::Llama(c)) => w.embed(c, ids)?,
+            _ => unreachable!("weights and config of one family"),
+        };
+        for l in 0..self.config.n_layer() {
+            let (mut q, mut k, mut v) = match (&self.weights, &self.config) {
+                (Weights::Gpt2(w), ModelConfig::Gpt2(c)) => w.attention_inputs(c, l, &x)?,
+                (Weights::Llama(w), ModelConfig::Llama(c)) => w.attention_inputs(c, l, &x, pos)?,
+                _ => unreachable!(),
             };
-            let (mut q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
-            if let Some(s) = &block.scalers {
+            let scalers = self.scalers.get(l);
+            if let Some(s) = scalers {
                 (q, k, v) = (s.q.apply(&q)?, s.k.apply(&k)?, s.v.apply(&v)?);
                 probe(l, Site::Q, &q)?;
                 probe(l, Site::K, &k)?;
                 probe(l, Site::V, &v)?;
             }
-            let mut y = self.attention.forward(&q, &k, &v)?;
-            if let Some(s) = &block.scalers {
+            let mut y = form.attend(l, &q, &k, &v)?;
+            if let Some(s) = scalers {
                 y = s.o.apply(&y)?;
                 probe(l, Site::O, &y)?;
             }
-            let y = y.transpose(1, 2)?.reshape((b, t, c.n_embd))?;
-            x = (x + block.c_proj.forward(&y)?)?;
-            let m = self.layer_norm(&x, &block.ln_2)?;
-            x = (x + block.mlp_forward(&m)?)?;
+            x = match (&self.weights, &self.config) {
+                (Weights::Gpt2(w), ModelConfig::Gpt2(c)) => w.block_output(c, l, &x, &y)?,
+                (Weights::Llama(w), ModelConfig::Llama(c)) => w.block_output(c, l, &x, &y)?,
+                _ => unreachable!(),
+            };
         }
-        self.layer_norm(&x, &self.ln_f)
+        match (&self.weights, &self.config) {
+            (Weights::Gpt2(w), ModelConfig::Gpt2(c)) => w.final_norm(c, &x),
+            (Weights::Llama(w), ModelConfig::Llama(c)) => w.final_norm(c, &x),
+            _ => unreachable!(),
+        }
+    }
+
+    /// The final hidden states `[B, T, C]` (after the final norm) for token ids `[B, T]` (u32), all positions at
+    /// once (the parallel form): what [`Model::head`] turns into logits.
+    pub fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
+        self.hidden_probed(ids, &mut |_, _, _| Ok(()))
+    }
+
+    /// [`Model::hidden`], showing `probe(layer, site, x)` each head's scaled q', k', v' (after the affine scaling,
+    /// before the chip's clamp; k and v per key/value head) and scaled output o', all `[B, heads, T, D]`: what
+    /// training's statistics and the adaptation measure. Only gain-cell layers (the ones with scalers) are probed.
+    pub fn hidden_probed(&self, ids: &Tensor, probe: &mut Probe) -> Result<Tensor> {
+        let (_, t) = ids.dims2()?;
+        // Each of the B rows is a sequence from position 0: check the ids of one row's length at a time.
+        for row in ids.flatten_all()?.to_vec1::<u32>()?.chunks(t.max(1)) {
+            self.check_ids(row, 0)?;
+        }
+        let pos = Tensor::arange(0u32, t as u32, &Device::Cpu)?;
+        self.run_blocks(ids, &pos, &mut Parallel(&self.attention), probe)
     }
 
     /// Logits `[B, T, V]` for token ids `[B, T]` (u32), all positions at once (the parallel form).
@@ -334,97 +309,65 @@ impl Gpt2 {
         self.head(&self.hidden(ids)?)
     }
 
-    /// The tied output head: `x · wteᵀ`, logits for final hidden states `[…, C]`.
+    /// The output head: logits for final hidden states `[…, C]`.
     pub fn head(&self, x: &Tensor) -> Result<Tensor> {
+        let w = match &self.weights {
+            Weights::Gpt2(w) => w.output_weight(),
+            Weights::Llama(w) => w.output_weight(),
+        };
         let dims = x.dims().to_vec();
         let rows: usize = dims[..dims.len() - 1].iter().product();
-        let logits = x
-            .reshape((rows, self.config.n_embd))?
-            .matmul(&self.wte.t()?)?;
+        let logits = x.reshape((rows, self.config.n_embd()))?.matmul(&w.t()?)?;
         let mut out = dims;
-        *out.last_mut().expect("rank ≥ 1") = self.config.vocab_size;
+        *out.last_mut().expect("rank ≥ 1") = self.config.vocab_size();
         Ok(logits.reshape(out)?)
     }
 
-    pub(crate) fn layer_norm(&self, x: &Tensor, ln: &LayerNorm) -> Result<Tensor> {
-        crate::ops::layer_norm(x, &ln.w, &ln.b, self.config.layer_norm_epsilon as f32)
-    }
-
-    /// Every tensor under its HF name (no prefix), scalers as `h.{l}.attn.scaler.{q,k,v,o}.{a,b}`.
+    /// Every tensor under its HF name, scalers as `{attention_prefix}.scaler.{q,k,v,o}.{a,b}`.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut v = vec![
-            ("wte.weight".to_string(), self.wte.clone()),
-            ("wpe.weight".to_string(), self.wpe.clone()),
-        ];
-        for (l, b) in self.blocks.iter().enumerate() {
-            let p = |n: &str| format!("h.{l}.{n}");
-            for (n, t) in [
-                ("ln_1.weight", &b.ln_1.w),
-                ("ln_1.bias", &b.ln_1.b),
-                ("attn.c_attn.weight", &b.c_attn.w),
-                ("attn.c_attn.bias", &b.c_attn.b),
-                ("attn.c_proj.weight", &b.c_proj.w),
-                ("attn.c_proj.bias", &b.c_proj.b),
-                ("ln_2.weight", &b.ln_2.w),
-                ("ln_2.bias", &b.ln_2.b),
-                ("mlp.c_fc.weight", &b.c_fc.w),
-                ("mlp.c_fc.bias", &b.c_fc.b),
-                ("mlp.c_proj.weight", &b.mlp_proj.w),
-                ("mlp.c_proj.bias", &b.mlp_proj.b),
-            ] {
-                v.push((p(n), t.clone()));
-            }
-            if let Some(s) = &b.scalers {
-                for (n, t) in s.named() {
-                    v.push((p(&format!("attn.scaler.{n}")), t.clone()));
-                }
-            }
-        }
-        v.push(("ln_f.weight".into(), self.ln_f.w.clone()));
-        v.push(("ln_f.bias".into(), self.ln_f.b.clone()));
-        v
+        let mut m = self.clone();
+        m.tensors_mut()
+            .into_iter()
+            .map(|(n, t)| (n, t.clone()))
+            .collect()
     }
 
-    /// Every tensor, mutable, in the order and under the names of [`Gpt2::named_tensors`].
+    /// Every tensor, mutable, in the order and under the names of [`Model::named_tensors`].
     pub fn tensors_mut(&mut self) -> Vec<(String, &mut Tensor)> {
-        let mut v: Vec<(String, &mut Tensor)> = vec![
-            ("wte.weight".to_string(), &mut self.wte),
-            ("wpe.weight".to_string(), &mut self.wpe),
-        ];
-        for (l, b) in self.blocks.iter_mut().enumerate() {
-            let p = |n: &str| format!("h.{l}.{n}");
-            v.push((p("ln_1.weight"), &mut b.ln_1.w));
-            v.push((p("ln_1.bias"), &mut b.ln_1.b));
-            v.push((p("attn.c_attn.weight"), &mut b.c_attn.w));
-            v.push((p("attn.c_attn.bias"), &mut b.c_attn.b));
-            v.push((p("attn.c_proj.weight"), &mut b.c_proj.w));
-            v.push((p("attn.c_proj.bias"), &mut b.c_proj.b));
-            v.push((p("ln_2.weight"), &mut b.ln_2.w));
-            v.push((p("ln_2.bias"), &mut b.ln_2.b));
-            v.push((p("mlp.c_fc.weight"), &mut b.c_fc.w));
-            v.push((p("mlp.c_fc.bias"), &mut b.c_fc.b));
-            v.push((p("mlp.c_proj.weight"), &mut b.mlp_proj.w));
-            v.push((p("mlp.c_proj.bias"), &mut b.mlp_proj.b));
-            if let Some(s) = &mut b.scalers {
-                for (n, a) in [
-                    ("q", &mut s.q),
-                    ("k", &mut s.k),
-                    ("v", &mut s.v),
-                    ("o", &mut s.o),
-                ] {
-                    v.push((p(&format!("attn.scaler.{n}.a")), &mut a.a));
-                    v.push((p(&format!("attn.scaler.{n}.b")), &mut a.b));
-                }
+        let prefixes: Vec<String> = (0..self.scalers.len())
+            .map(|l| self.attention_prefix(l))
+            .collect();
+        let Model {
+            weights,
+            config,
+            scalers,
+            ..
+        } = self;
+        let mut v: Vec<(String, &mut Tensor)> = match (weights, &*config) {
+            (Weights::Gpt2(w), ModelConfig::Gpt2(c)) => w.fields(c),
+            (Weights::Llama(w), ModelConfig::Llama(c)) => w.fields(c),
+            _ => unreachable!(),
+        }
+        .into_iter()
+        .map(|(n, _, t)| (n, t))
+        .collect();
+        for (s, p) in scalers.iter_mut().zip(&prefixes) {
+            for (n, a) in [
+                ("q", &mut s.q),
+                ("k", &mut s.k),
+                ("v", &mut s.v),
+                ("o", &mut s.o),
+            ] {
+                v.push((format!("{p}.scaler.{n}.a"), &mut a.a));
+                v.push((format!("{p}.scaler.{n}.b"), &mut a.b));
             }
         }
-        v.push(("ln_f.weight".into(), &mut self.ln_f.w));
-        v.push(("ln_f.bias".into(), &mut self.ln_f.b));
         v
     }
 
     /// A copy of the model whose every tensor is a fresh trainable [`Var`](candle_core::Var), with the vars by
     /// name: gradients of a loss computed with the copy land on them, and updating a var updates the copy.
-    pub fn trainable(&self) -> Result<(Gpt2, Vec<(String, candle_core::Var)>)> {
+    pub fn trainable(&self) -> Result<(Model, Vec<(String, candle_core::Var)>)> {
         let mut m = self.clone();
         let mut vars = Vec::new();
         for (name, t) in m.tensors_mut() {

@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 use crate::error::{ModelError, Result};
-use crate::model::Gpt2;
+use crate::model::Model;
 use crate::ops::target_log_probs;
 
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +46,7 @@ fn with_f32_data<T>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<T>) -> Result<T
 /// Perplexity of `model` on `ids` (the tokens of a text of `bytes` UTF-8 bytes). `progress(done, total)` is
 /// called after each window with token counts.
 pub fn perplexity(
-    model: &Gpt2,
+    model: &Model,
     ids: &[u32],
     bytes: usize,
     opts: PplOptions,
@@ -58,10 +58,11 @@ pub fn perplexity(
             ids.len()
         )));
     }
-    if opts.ctx < 2 || opts.ctx > model.config.n_positions {
+    if opts.ctx < 2 || opts.ctx > model.config.n_positions() {
         return Err(ModelError::Input(format!(
             "ctx {}: give 2 to {} (the model's positions)",
-            opts.ctx, model.config.n_positions
+            opts.ctx,
+            model.config.n_positions()
         )));
     }
     if opts.stride == 0 || opts.stride > opts.ctx {
@@ -84,7 +85,7 @@ pub fn perplexity(
             let rows = hidden.narrow(0, first - 1 - begin, end - first)?;
             let logits = model.head(&rows.contiguous()?)?; // [end − first, V]
             let picked = with_f32_data(&logits, |data| {
-                target_log_probs(data, model.config.vocab_size, &ids[first..end])
+                target_log_probs(data, model.config.vocab_size(), &ids[first..end])
             })?;
             nll -= picked.iter().map(|&x| x as f64).sum::<f64>();
             scored += end - first;

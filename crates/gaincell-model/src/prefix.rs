@@ -1,7 +1,7 @@
 //! Scoring many continuations of one prefix without computing the prefix again.
 //!
-//! [`Gpt2::prefill`] runs whole sequences in the parallel form (the same attention call as
-//! [`Gpt2::forward`]) and keeps every layer's keys and values in a [`PrefixCache`]; [`Gpt2::extend`] runs
+//! [`Model::prefill`] runs whole sequences in the parallel form (the same attention call as
+//! [`Model::forward`]) and keeps every layer's keys and values in a [`PrefixCache`]; [`Model::extend`] runs
 //! continuations after a cached prefix: embeddings, projections and MLP on the new tokens only, and the
 //! attention in the same parallel form over the cached keys and values followed by the new ones (the prefix
 //! rows' queries are zeros and their outputs dropped: recomputing that attention costs little next to the
@@ -12,14 +12,16 @@
 
 use candle_core::{Device, Tensor};
 
+use crate::attention::Attention;
 use crate::error::{ModelError, Result};
-use crate::model::Gpt2;
+use crate::model::{AttentionForm, Model};
 
-/// Keys and values of one sequence, every layer, as its attention received them (after a chip's scalers).
+/// Keys and values of one sequence, every layer, as its attention received them (after a chip's scalers; one
+/// set per key/value head).
 #[derive(Debug, Clone)]
 pub struct PrefixCache {
     len: usize,
-    /// Per layer: keys and values, each `[H, len, D]`.
+    /// Per layer: keys and values, each `[H_kv, len, D]`.
     layers: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
@@ -34,14 +36,14 @@ impl PrefixCache {
     }
 }
 
-impl Gpt2 {
+impl Model {
     /// Logits `[N, V]` of the positions `rows[b]` (ascending, in sequence b's own positions) of each sequence,
     /// sequence by sequence, from one batched parallel forward.
     pub fn logits_at(&self, seqs: &[&[u32]], rows: &[Vec<usize>]) -> Result<Tensor> {
         Ok(self.run(seqs, None, rows, false)?.0)
     }
 
-    /// As [`Gpt2::logits_at`], and each sequence's [`PrefixCache`] for [`Gpt2::extend`].
+    /// As [`Model::logits_at`], and each sequence's [`PrefixCache`] for [`Model::extend`].
     pub fn prefill(
         &self,
         seqs: &[&[u32]],
@@ -64,8 +66,6 @@ impl Gpt2 {
         rows: &[Vec<usize>],
         keep: bool,
     ) -> Result<(Tensor, Vec<PrefixCache>)> {
-        let c = &self.config;
-        let (h, d, e) = (c.n_head, c.head_dim(), c.n_embd);
         if seqs.is_empty() || rows.len() != seqs.len() {
             return Err(ModelError::Input(format!(
                 "{} sequences and {} row lists: give one row list per sequence, at least one sequence",
@@ -107,68 +107,62 @@ impl Gpt2 {
             .zip(&offsets)
             .flat_map(|(s, &off)| (off..off + s.len()).map(|p| p as u32))
             .collect();
-        let packed = |v: Vec<u32>| Tensor::from_vec(v, n, &Device::Cpu);
-        let mut x = (self.wte.embedding(&packed(ids)?)? + self.wpe.embedding(&packed(pos)?)?)?;
-        let mut caches: Vec<PrefixCache> = seqs
-            .iter()
-            .map(|s| PrefixCache {
-                len: s.len(),
-                layers: Vec::new(),
-            })
-            .collect();
-        for (layer, block) in self.blocks.iter().enumerate() {
-            let a = self.layer_norm(&x, &block.ln_1)?;
-            let qkv = block.c_attn_forward(&a)?; // [N, 3C]
-                                                 // [1, H, N, D]: heads on dim 1, as the scalers and the kernels take them.
-            let split = |i: usize| -> Result<Tensor> {
-                Ok(qkv
-                    .narrow(1, i * e, e)?
-                    .reshape((n, h, d))?
-                    .transpose(0, 1)?
-                    .unsqueeze(0)?
-                    .contiguous()?)
-            };
-            let (mut q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
-            if let Some(s) = &block.scalers {
-                (q, k, v) = (s.q.apply(&q)?, s.k.apply(&k)?, s.v.apply(&v)?);
-            }
-            let keep_into = keep.then_some(caches.as_mut_slice());
-            let mut y = self.attend(layer, past, seqs, &starts, [&q, &k, &v], keep_into)?;
-            if let Some(s) = &block.scalers {
-                y = s.o.apply(&y)?;
-            }
-            let y = y.squeeze(0)?.transpose(0, 1)?.reshape((n, e))?;
-            x = (x + block.c_proj_forward(&y)?)?;
-            let m = self.layer_norm(&x, &block.ln_2)?;
-            x = (x + block.mlp_forward(&m)?)?;
-        }
+        let mut form = Packed {
+            attention: &self.attention,
+            past,
+            seqs,
+            starts: &starts,
+            caches: seqs
+                .iter()
+                .map(|s| PrefixCache {
+                    len: s.len(),
+                    layers: Vec::new(),
+                })
+                .collect(),
+            keep,
+        };
+        let x = self.run_blocks(
+            &Tensor::from_vec(ids, (1, n), &Device::Cpu)?,
+            &Tensor::from_vec(pos, n, &Device::Cpu)?,
+            &mut form,
+            &mut |_, _, _| Ok(()),
+        )?;
         let picked: Vec<u32> = rows
             .iter()
             .zip(&starts)
             .flat_map(|(r, &at)| r.iter().map(move |&t| (at + t) as u32))
             .collect();
         let count = picked.len();
-        let x = x.index_select(&Tensor::from_vec(picked, count, &Device::Cpu)?, 0)?;
-        let logits = self.head(&self.layer_norm(&x, &self.ln_f)?)?;
-        Ok((logits, if keep { caches } else { Vec::new() }))
+        let x = x
+            .squeeze(0)?
+            .index_select(&Tensor::from_vec(picked, count, &Device::Cpu)?, 0)?;
+        let logits = self.head(&x)?;
+        Ok((logits, if keep { form.caches } else { Vec::new() }))
     }
+}
 
+/// The packed form: sequences one after another in a `[1, heads, N, D]` batch, each after its cached prefix.
+struct Packed<'a> {
+    attention: &'a Attention,
+    past: Option<&'a [&'a PrefixCache]>,
+    seqs: &'a [&'a [u32]],
+    starts: &'a [usize],
+    caches: Vec<PrefixCache>,
+    keep: bool,
+}
+
+impl AttentionForm for Packed<'_> {
     /// Attention of packed rows `[1, H, N, D]` (sequence b's rows from `starts[b]`), each sequence after its
     /// cached prefix when there is one: the parallel form on a right-padded batch whose item b holds the
     /// prefix's keys and values followed by its own, with zero queries on the prefix rows, whose outputs are
     /// dropped. `keep` receives each sequence's keys and values of this layer.
-    fn attend(
-        &self,
-        layer: usize,
-        past: Option<&[&PrefixCache]>,
-        seqs: &[&[u32]],
-        starts: &[usize],
-        qkv: [&Tensor; 3],
-        mut keep: Option<&mut [PrefixCache]>,
-    ) -> Result<Tensor> {
-        let dims = qkv[0].dims4()?;
+    fn attend(&mut self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+        let (past, seqs, starts) = (self.past, self.seqs, self.starts);
+        let dims = q.dims4()?;
         let (h, n, d) = (dims.1, dims.2, dims.3);
-        let [q, k, v] = qkv.map(|x| x.flatten_all().and_then(|x| x.to_vec1::<f32>()));
+        let kv_heads = k.dim(1)?;
+        let group = h / kv_heads;
+        let [q, k, v] = [q, k, v].map(|x| x.flatten_all().and_then(|x| x.to_vec1::<f32>()));
         let (q, k, v) = (q?, k?, v?);
         let cached = |i: usize| past.map_or(0, |p| p[i].len);
         let (b, t) = (
@@ -179,29 +173,33 @@ impl Gpt2 {
                 .unwrap_or(0),
         );
         let mut batch = [0; 3].map(|_| vec![0.0f32; b * h * t * d]);
-        // Head j of sequence i: its packed new rows, and where its item starts in the batch.
+        // Head j (query or key/value) of sequence i: its packed new rows, and where its item starts in the batch.
         let new =
             |j: usize, i: usize| (j * n + starts[i]) * d..(j * n + starts[i] + seqs[i].len()) * d;
         let item = |j: usize, i: usize| (i * h + j) * t * d;
         for i in 0..b {
             let p = cached(i);
             for j in 0..h {
+                // Query head j reads key/value head j / group: the arrays its group shares.
+                let g = j / group;
                 let at = item(j, i);
                 if let Some(past) = past {
                     let (pk, pv) = &past[i].layers[layer];
-                    batch[1][at..at + p * d].copy_from_slice(&pk[j * p * d..(j + 1) * p * d]);
-                    batch[2][at..at + p * d].copy_from_slice(&pv[j * p * d..(j + 1) * p * d]);
+                    batch[1][at..at + p * d].copy_from_slice(&pk[g * p * d..(g + 1) * p * d]);
+                    batch[2][at..at + p * d].copy_from_slice(&pv[g * p * d..(g + 1) * p * d]);
                 }
                 let rows = at + p * d..at + (p + seqs[i].len()) * d;
-                for (x, all) in batch.iter_mut().zip([&q, &k, &v]) {
-                    x[rows.clone()].copy_from_slice(&all[new(j, i)]);
-                }
+                batch[0][rows.clone()].copy_from_slice(&q[new(j, i)]);
+                batch[1][rows.clone()].copy_from_slice(&k[new(g, i)]);
+                batch[2][rows].copy_from_slice(&v[new(g, i)]);
             }
-            if let Some(caches) = keep.as_deref_mut() {
+            if self.keep {
                 let own = |all: &[f32]| -> Vec<f32> {
-                    (0..h).flat_map(|j| all[new(j, i)].to_vec()).collect()
+                    (0..kv_heads)
+                        .flat_map(|g| all[new(g, i)].to_vec())
+                        .collect()
                 };
-                caches[i].layers.push((own(&k), own(&v)));
+                self.caches[i].layers.push((own(&k), own(&v)));
             }
         }
         let [qb, kb, vb] = batch.map(|x| Tensor::from_vec(x, (b, h, t, d), &Device::Cpu));

@@ -1,15 +1,41 @@
-//! Tokenizers: GPT-2's byte-level BPE (embedded, works offline) and HuggingFace `tokenizer.json` files.
+//! Tokenizers: GPT-2's byte-level BPE (embedded, works offline), HuggingFace `tokenizer.json` files, and
+//! llama2.c's `tokenizer.bin` (sentencepiece-style BPE with scores and byte fallback, encoded as `run.c` does).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
+use crate::llama2c_tokenizer::Llama2cTokenizer;
 
 /// Text ↔ token ids.
 pub enum Tokenizer {
     /// GPT-2's BPE (r50k_base), embedded in the binary.
     Gpt2(&'static tiktoken_rs::CoreBPE),
-    /// Any HuggingFace `tokenizer.json` (e.g. a small BPE trained on our corpus).
+    /// Any HuggingFace `tokenizer.json` (e.g. a small BPE trained on our corpus, or a Llama's).
     Hf(Box<tokenizers::Tokenizer>),
+    /// llama2.c's `tokenizer.bin` (the tinyllamas' `tok512.bin`, …).
+    Llama2c(Box<Llama2cTokenizer>),
+}
+
+/// The llama2.c tokenizer files a folder may hold, in the order they are looked for.
+pub(crate) fn llama2c_tokenizer_in(dir: &Path) -> Option<PathBuf> {
+    let named = dir.join("tokenizer.bin");
+    if named.is_file() {
+        return Some(named);
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "bin")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("tok"))
+                && Llama2cTokenizer::load(p).is_ok()
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next()
 }
 
 impl Tokenizer {
@@ -18,40 +44,85 @@ impl Tokenizer {
         Tokenizer::Gpt2(tiktoken_rs::r50k_base_singleton())
     }
 
-    /// `gpt2`, a `tokenizer.json` file, or a folder holding one.
+    /// `gpt2`, a `tokenizer.json` file, a llama2.c `tokenizer.bin`, or a folder holding one of them.
     pub fn load(spec: &str) -> Result<Self> {
         if spec == "gpt2" {
             return Ok(Self::gpt2());
         }
         let p = Path::new(spec);
         let file = if p.is_dir() {
-            p.join("tokenizer.json")
+            match llama2c_tokenizer_in(p) {
+                Some(bin) if !p.join("tokenizer.json").is_file() => bin,
+                _ => p.join("tokenizer.json"),
+            }
         } else {
             p.to_path_buf()
         };
         if !file.is_file() {
             return Err(ModelError::Tokenizer(format!(
-                "`{spec}` is neither `gpt2` nor a tokenizer.json file (or a folder holding one)"
+                "`{spec}` is neither `gpt2` nor a tokenizer.json or llama2.c tokenizer.bin file (or a folder \
+                 holding one)"
             )));
+        }
+        if file.extension().is_some_and(|x| x == "bin") {
+            let t = Llama2cTokenizer::load(&file).map_err(ModelError::Tokenizer)?;
+            return Ok(Tokenizer::Llama2c(Box::new(t)));
         }
         let t = tokenizers::Tokenizer::from_file(&file)
             .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", file.display())))?;
         Ok(Tokenizer::Hf(Box::new(t)))
     }
 
-    /// The tokenizer that goes with a model folder: its `tokenizer.json` if it has one, else GPT-2's.
-    pub fn for_model(dir: &Path) -> Result<Self> {
+    /// The tokenizer that goes with a model (a folder, or a llama2.c `.bin` whose folder is looked in): its
+    /// `tokenizer.json`, else a llama2.c `tokenizer.bin` (or `tok*.bin`), else — for a GPT-2 — GPT-2's own.
+    pub fn for_model(path: &Path, config: &ModelConfig) -> Result<Self> {
+        let dir = if path.is_file() {
+            path.parent().unwrap_or(Path::new("."))
+        } else {
+            path
+        };
         let file = dir.join("tokenizer.json");
         if file.is_file() {
-            Self::load(&file.display().to_string())
-        } else {
-            Ok(Self::gpt2())
+            return Self::load(&file.display().to_string());
+        }
+        if let Some(bin) = llama2c_tokenizer_in(dir) {
+            return Self::load(&bin.display().to_string());
+        }
+        match config {
+            ModelConfig::Gpt2(_) => Ok(Self::gpt2()),
+            _ => Err(ModelError::Tokenizer(format!(
+                "{} holds no tokenizer.json or llama2.c tokenizer.bin: pass the model's tokenizer with --tokenizer",
+                dir.display()
+            ))),
         }
     }
 
-    /// Token ids of `text`; special tokens such as `<|endoftext|>` are encoded as plain text.
+    /// The token a document starts with, when the tokenizer has one (Llama's BOS); GPT-2's has none.
+    pub fn bos(&self) -> Option<u32> {
+        match self {
+            Tokenizer::Gpt2(_) => None,
+            // The post-processor adds it to an empty text, when the tokenizer has one.
+            Tokenizer::Hf(t) => t
+                .encode("", true)
+                .ok()
+                .and_then(|e| e.get_ids().first().copied()),
+            Tokenizer::Llama2c(t) => Some(t.bos()),
+        }
+    }
+
+    /// Token ids of a document: [`Tokenizer::bos`] (when there is one) followed by [`Tokenizer::encode`] — how a
+    /// Llama sees the start of a text, and what llama2.c's `run.c` feeds for a prompt.
+    pub fn encode_document(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids: Vec<u32> = self.bos().into_iter().collect();
+        ids.extend(self.encode(text)?);
+        Ok(ids)
+    }
+
+    /// Token ids of `text`, without a start-of-document token; special tokens such as `<|endoftext|>` are encoded
+    /// as plain text. llama2.c's tokenizer adds its dummy-prefix space to a non-empty text, as `run.c` does.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         match self {
+            Tokenizer::Llama2c(t) => Ok(t.encode(text, false, false)),
             Tokenizer::Gpt2(bpe) => Ok(bpe.encode_ordinary(text)),
             Tokenizer::Hf(t) => Ok(t
                 .encode(text, false)
@@ -65,6 +136,7 @@ impl Tokenizer {
     /// whole prefix and prints what became valid).
     pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
         match self {
+            Tokenizer::Llama2c(t) => t.decode_bytes(ids).map_err(ModelError::Tokenizer),
             Tokenizer::Gpt2(bpe) => bpe
                 .decode_bytes(ids)
                 .map_err(|e| ModelError::Tokenizer(format!("{e:?}"))),
@@ -85,6 +157,7 @@ impl Tokenizer {
         match self {
             Tokenizer::Gpt2(_) => 50257,
             Tokenizer::Hf(t) => t.get_vocab_size(true),
+            Tokenizer::Llama2c(t) => t.vocab_size(),
         }
     }
 
@@ -92,7 +165,13 @@ impl Tokenizer {
     pub fn eot(&self) -> Option<u32> {
         match self {
             Tokenizer::Gpt2(_) => Some(50256),
-            Tokenizer::Hf(t) => t.token_to_id("<|endoftext|>"),
+            Tokenizer::Hf(t) => t
+                .token_to_id("<|endoftext|>")
+                .or_else(|| t.token_to_id("</s>"))
+                .or_else(|| t.token_to_id("<|end_of_text|>")),
+            // llama2.c's data separates documents with BOS (each story starts with it), and run.c stops
+            // generating when the model predicts it.
+            Tokenizer::Llama2c(t) => Some(t.bos()),
         }
     }
 }
@@ -138,9 +217,29 @@ where
 }
 
 impl Tokenizer {
-    /// Write an HF tokenizer as `tokenizer.json` (GPT-2's needs no file: it is built in).
+    /// The file name this tokenizer is saved under in a model folder (`None`: built in).
+    pub fn file_name(&self) -> Option<&'static str> {
+        match self {
+            Tokenizer::Gpt2(_) => None,
+            Tokenizer::Hf(_) => Some("tokenizer.json"),
+            Tokenizer::Llama2c(_) => Some("tokenizer.bin"),
+        }
+    }
+
+    /// Write an HF tokenizer as `tokenizer.json`, a llama2.c one as `tokenizer.bin` (GPT-2's needs no file: it
+    /// is built in).
     pub fn save(&self, path: &Path) -> Result<()> {
         match self {
+            Tokenizer::Llama2c(t) => {
+                let mut bytes = (t.max_token_length() as i32).to_le_bytes().to_vec();
+                for id in 0..t.vocab_size() as u32 {
+                    let piece = t.piece(id);
+                    bytes.extend(t.score(id).to_le_bytes());
+                    bytes.extend((piece.len() as i32).to_le_bytes());
+                    bytes.extend(piece);
+                }
+                crate::checkpoint::write_atomically(path, &bytes)
+            }
             Tokenizer::Gpt2(_) => Err(ModelError::Tokenizer(
                 "GPT-2's tokenizer is built in; nothing to save".into(),
             )),

@@ -5,7 +5,7 @@
 use candle_core::{Device, Tensor, Var};
 use gaincell_attn::{reference, Shape};
 use gaincell_chip::ChipConfig;
-use gaincell_model::{Attention, Gpt2, Gpt2Config};
+use gaincell_model::{Attention, Gpt2Config, Model};
 use rand::{Rng, SeedableRng};
 
 fn rand_vec(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
@@ -154,7 +154,7 @@ fn every_parameter_of_a_chip_model_gets_a_gradient() {
         "t",
     )
     .unwrap();
-    let model = Gpt2::random(config, chip, 3).unwrap();
+    let model = Model::random(config, chip, 3).unwrap();
     let (m, vars) = model.trainable().unwrap();
     let ids: Vec<u32> = (0..2 * 24).map(|i| (i * 7 % 50) as u32).collect();
     let ids = Tensor::from_vec(ids, (2, 24), &Device::Cpu).unwrap();

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use gaincell_chip::ChipConfig;
-use gaincell_model::{checkpoint, Gpt2};
+use gaincell_model::{checkpoint, Model};
 
-fn model(chip: ChipConfig) -> Gpt2 {
+fn model(chip: ChipConfig) -> Model {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gpt2");
     checkpoint::load(&dir, Some(chip)).unwrap()
 }
@@ -31,7 +31,7 @@ fn ids(n: usize, seed: u32) -> Vec<u32> {
 }
 
 /// Logits `[T, V]` of the plain forward of one sequence.
-fn forward(m: &Gpt2, ids: &[u32]) -> Vec<Vec<f32>> {
+fn forward(m: &Model, ids: &[u32]) -> Vec<Vec<f32>> {
     let x = Tensor::new(ids, &Device::Cpu)
         .unwrap()
         .unsqueeze(0)

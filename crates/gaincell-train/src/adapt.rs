@@ -9,7 +9,7 @@
 //! every error is within ε or after 100 iterations.
 
 use candle_core::{Device, Tensor};
-use gaincell_model::{Gpt2, Site};
+use gaincell_model::{Model, Site};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -67,20 +67,20 @@ pub struct Adaptation {
 }
 
 /// Loss and statistics of one forward pass on the fixed batch.
-fn measure(model: &Gpt2, x: &Tensor, y: &Tensor) -> Result<(f64, HeadStats)> {
-    let mut rec = Recorder::new(model.config.n_layer);
+fn measure(model: &Model, x: &Tensor, y: &Tensor) -> Result<(f64, HeadStats)> {
+    let mut rec = Recorder::new(model.config.n_layer());
     let hidden = model.hidden_probed(x, &mut |l, s, t| rec.record(l, s, t))?;
     let (rows, ctx) = x.dims2()?;
     let logits = model
         .head(&hidden)?
-        .reshape((rows * ctx, model.config.vocab_size))?;
+        .reshape((rows * ctx, model.config.vocab_size()))?;
     let loss = gaincell_model::ops::cross_entropy(&logits, y)?.to_scalar::<f32>()? as f64;
     Ok((loss, rec.stats))
 }
 
 /// Loss and per-head statistics of `model` on the batch `x → y` (`rows × ctx` token ids): what each adaptation
 /// iteration measures, for a caller that needs a reference (e.g. the linear model on the same batch).
-pub fn measure_batch(model: &Gpt2, x: &[u32], y: &[u32], rows: usize) -> Result<(f64, HeadStats)> {
+pub fn measure_batch(model: &Model, x: &[u32], y: &[u32], rows: usize) -> Result<(f64, HeadStats)> {
     let (xs, ys) = batch_tensors(x, y, rows)?;
     measure(model, &xs, &ys)
 }
@@ -97,7 +97,7 @@ fn batch_tensors(x: &[u32], y: &[u32], rows: usize) -> Result<(Tensor, Tensor)> 
 /// Adapt `model` (a gain-cell model carrying the linear model's weights and scalers) to `targets` on the batch
 /// `x → y` (`rows × ctx` token ids). `on_iteration` sees each iteration as it ends.
 pub fn adapt(
-    model: &mut Gpt2,
+    model: &mut Model,
     targets: &HeadStats,
     x: &[u32],
     y: &[u32],
@@ -110,10 +110,15 @@ pub fn adapt(
             "adaptation needs a gain-cell chip (its scalers are what it adapts)".into(),
         ));
     }
-    let layers = model.config.n_layer;
-    let heads = model.config.n_head;
+    let layers = model.config.n_layer();
+    // q and o have a scaler per query head, k and v one per key/value head (grouped-query attention).
+    let heads_of = |s: Site| match s {
+        Site::Q | Site::O => model.config.n_head(),
+        Site::K | Site::V => model.config.n_kv_head(),
+    };
     for s in Site::ALL {
         let m = targets.site(s);
+        let heads = heads_of(s);
         if m.mean.len() != layers || m.mean.iter().chain(&m.std).any(|h| h.len() != heads) {
             return Err(TrainError::Input(format!(
                 "the target statistics do not fit the model ({layers} layers × {heads} heads at `{}`): were they \
@@ -133,18 +138,10 @@ pub fn adapt(
         }
         let alpha = opts.alpha(i);
         let (mut worst_mean, mut worst_std, mut updated) = (0.0f64, 0.0f64, 0usize);
-        for (l, block) in model.blocks.iter_mut().enumerate() {
-            let sc = block
-                .scalers
-                .as_mut()
-                .expect("gain-cell layers carry scalers");
-            for s in Site::ALL {
-                let aff = match s {
-                    Site::Q => &mut sc.q,
-                    Site::K => &mut sc.k,
-                    Site::V => &mut sc.v,
-                    Site::O => &mut sc.o,
-                };
+        let head_counts = Site::ALL.map(heads_of);
+        for (l, sc) in model.scalers.iter_mut().enumerate() {
+            for (s, heads) in Site::ALL.into_iter().zip(head_counts) {
+                let aff = sc.site_mut(s);
                 let mut a: Vec<f32> = aff.a.to_vec1()?;
                 let mut b: Vec<f32> = aff.b.to_vec1()?;
                 let (t, c) = (targets.site(s), current.site(s));

@@ -313,7 +313,7 @@ pub fn run(c: &PipelineConfig, on: &mut dyn FnMut(Progress)) -> Result<PipelineR
         let mut model =
             gaincell_model::checkpoint::load(&linear_dir, Some(nonlinear_chip.clone()))?;
         let shards = Shards::open(&c.data.dir)?;
-        let val = |m: &gaincell_model::Gpt2| {
+        let val = |m: &gaincell_model::Model| {
             trainer::validation_loss(m, &shards, s.batch, s.ctx, s.eval_batches, s.seed)
         };
         let unadapted = val(&model)?;

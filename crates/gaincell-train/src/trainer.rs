@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use gaincell_chip::ChipConfig;
-use gaincell_model::{checkpoint, Gpt2, Gpt2Config};
+use gaincell_model::{checkpoint, Gpt2Config, Model};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{write_atomic, Shards, Split};
@@ -196,7 +196,7 @@ pub const METRICS: &str = "metrics.jsonl";
 
 /// The outcome of [`train`].
 pub struct Outcome {
-    pub model: Gpt2,
+    pub model: Model,
     pub steps: usize,
     pub final_val_loss: f64,
     pub stats: Option<HeadStats>,
@@ -204,18 +204,18 @@ pub struct Outcome {
 }
 
 /// Mean cross-entropy (nats) of next-token prediction on `x → y` (`rows × ctx`).
-pub fn batch_loss(model: &Gpt2, x: &[u32], y: &[u32], rows: usize, ctx: usize) -> Result<Tensor> {
+pub fn batch_loss(model: &Model, x: &[u32], y: &[u32], rows: usize, ctx: usize) -> Result<Tensor> {
     let xs = Tensor::from_slice(x, (rows, ctx), &Device::Cpu)?;
     let ys = Tensor::from_slice(y, rows * ctx, &Device::Cpu)?;
     let logits = model
         .forward(&xs)?
-        .reshape((rows * ctx, model.config.vocab_size))?;
+        .reshape((rows * ctx, model.config.vocab_size()))?;
     Ok(gaincell_model::ops::cross_entropy(&logits, &ys)?)
 }
 
 /// Mean validation loss over `batches` fixed batches (the same ones at every evaluation).
 pub fn validation_loss(
-    model: &Gpt2,
+    model: &Model,
     shards: &Shards,
     rows: usize,
     ctx: usize,
@@ -288,22 +288,23 @@ pub fn train(
                         n_head: config.model.n_head,
                         layer_norm_epsilon: 1e-5,
                     };
-                    Gpt2::random(mc, chip.clone(), t.seed)?
+                    Model::random(mc, chip.clone(), t.seed)?
                 }
             };
             (model, State { step: 0, tokens: 0, stats: None, config: config.clone() })
         }
     };
-    if model.config.vocab_size < shards.meta.vocab_size {
+    if model.config.vocab_size() < shards.meta.vocab_size {
         return Err(TrainError::Input(format!(
             "the model's vocabulary ({}) is smaller than the data's ({}): prepare the data with the model's tokenizer",
-            model.config.vocab_size, shards.meta.vocab_size
+            model.config.vocab_size(), shards.meta.vocab_size
         )));
     }
-    if t.ctx > model.config.n_positions {
+    if t.ctx > model.config.n_positions() {
         return Err(TrainError::Input(format!(
             "[train] ctx {} exceeds the model's {} positions",
-            t.ctx, model.config.n_positions
+            t.ctx,
+            model.config.n_positions()
         )));
     }
     let (model, vars) = model.trainable()?;
@@ -323,7 +324,7 @@ pub fn train(
         // One optimiser step: grad_accum micro-batches, each loss scaled so the gradients average.
         let mut loss_sum = 0.0f64;
         let mut grads: Option<candle_core::backprop::GradStore> = None;
-        let mut recorder = Recorder::new(model.config.n_layer);
+        let mut recorder = Recorder::new(model.config.n_layer());
         for micro in 0..t.grad_accum {
             let index = (step * t.grad_accum + micro) as u64;
             let (x, y) = shards.batch(Split::Train, t.batch, t.ctx, t.seed, index)?;
@@ -336,7 +337,7 @@ pub fn train(
             };
             let logits = model
                 .head(&hidden)?
-                .reshape((t.batch * t.ctx, model.config.vocab_size))?;
+                .reshape((t.batch * t.ctx, model.config.vocab_size()))?;
             let loss = gaincell_model::ops::cross_entropy(&logits, &ys)?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
             let g = (loss / t.grad_accum as f64)?.backward()?;
@@ -417,7 +418,7 @@ pub fn latest_checkpoint(out: &Path) -> Option<PathBuf> {
 
 /// Write the checkpoint into `checkpoint.tmp`, then swap it in by renames: a kill at any moment leaves a
 /// complete checkpoint (the new one or the previous one).
-fn save_checkpoint(out: &Path, model: &Gpt2, opt: &AdamW, state: &State) -> Result<()> {
+fn save_checkpoint(out: &Path, model: &Model, opt: &AdamW, state: &State) -> Result<()> {
     let tmp = out.join("checkpoint.tmp");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;

@@ -79,7 +79,7 @@ pub fn shared_eval() -> Option<PathBuf> {
 }
 
 /// The tiny GPT-2 fixture of gaincell-model on a chip.
-pub fn tiny(chip: &str) -> gaincell_model::Gpt2 {
+pub fn tiny(chip: &str) -> gaincell_model::Model {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../gaincell-model/tests/fixtures/tiny-gpt2");
     gaincell_model::checkpoint::load(&dir, Some(gaincell_chip::ChipConfig::load(chip).unwrap()))

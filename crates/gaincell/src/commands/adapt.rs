@@ -42,7 +42,7 @@ pub fn run(a: AdaptArgs) -> Result<()> {
     let chip = ChipConfig::load(&a.chip)?;
     let mut model = checkpoint::load(&a.from, Some(chip))?;
     let shards = Shards::open(&a.data)?;
-    let ctx = a.ctx.unwrap_or(model.config.n_positions);
+    let ctx = a.ctx.unwrap_or(model.config.n_positions());
     let (x, y) = shards.batch(Split::Train, a.batch, ctx, a.seed, u64::MAX)?;
     println!("{}", super::chip::summary(&model.chip));
     println!(

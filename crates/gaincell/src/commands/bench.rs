@@ -321,7 +321,7 @@ fn eval(a: EvalBench) -> Result<()> {
     for t in &tasks {
         let mut docs = t.load(&dir)?;
         docs.truncate(a.limit);
-        let r = token_requests(&docs, &loaded.tokenizer, prefix, model.config.n_positions)?;
+        let r = token_requests(&docs, &loaded.tokenizer, prefix, model.config.n_positions())?;
         let base = keys.len();
         keys.extend(r.keys.into_iter().map(|k| k.map(|k| k + base)));
         seqs.extend(r.seqs);

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use super::pytorch_baseline;
 use clap::Args;
 use gaincell_chip::ChipConfig;
-use gaincell_model::{perplexity, Gpt2, Gpt2Config, PplOptions};
+use gaincell_model::{perplexity, Gpt2Config, Model, PplOptions};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
@@ -115,11 +115,11 @@ pub fn run(a: PplBench) -> Result<()> {
     println!(
         "bench ppl: {} ({} M parameters) random weights, ctx {} stride {stride}, {} timed windows, {threads} threads",
         a.size,
-        config.parameters() / 1_000_000,
+        gaincell_model::ModelConfig::from(config.clone()).parameters() / 1_000_000,
         a.ctx,
         a.windows
     );
-    let model = Gpt2::random(config, chips[0].clone(), 0)?;
+    let model = Model::random(config, chips[0].clone(), 0)?;
     let mut rows: Vec<Row> = Vec::new();
     for chip in chips {
         let model = model.with_chip(chip.clone())?;

@@ -11,7 +11,7 @@ use super::pytorch_baseline;
 use candle_core::{Device, Tensor};
 use clap::Args;
 use gaincell_chip::ChipConfig;
-use gaincell_model::{ops::cross_entropy, Gpt2, Gpt2Config};
+use gaincell_model::{ops::cross_entropy, Gpt2Config, Model};
 use gaincell_train::optim::{AdamW, AdamWConfig};
 use rand::{Rng, SeedableRng};
 
@@ -92,7 +92,7 @@ pub fn run(a: TrainBench) -> Result<()> {
             chip.geometry.head_dim = config.head_dim();
             chip.validate()?;
         }
-        let model = Gpt2::random(config.clone(), chip, 0)?;
+        let model = Model::random(config.clone(), chip, 0)?;
         let (model, vars) = model.trainable()?;
         let mut opt = AdamW::new(&vars, AdamWConfig::default())?;
         let mut elapsed = 0.0;

@@ -123,7 +123,7 @@ fn ppl(a: PplArgs) -> Result<()> {
             bytes = loaded.tokenizer.decode_bytes(&ids)?.len();
         }
     }
-    let ctx = a.ctx.unwrap_or(model.config.n_positions);
+    let ctx = a.ctx.unwrap_or(model.config.n_positions());
     let stride = a.stride.unwrap_or((ctx / 2).max(1));
     println!("{}", super::chip::summary(&model.chip));
     let bar = ProgressBar::new(ids.len() as u64).with_style(
@@ -180,10 +180,10 @@ pub fn prefix_token(loaded: &Loaded, flag: Option<u32>) -> Result<u32> {
             "the tokenizer has no <|endoftext|> token: give --prefix-token (the id that stands for an empty context)"
         ),
     };
-    if id as usize >= loaded.model.config.vocab_size {
+    if id as usize >= loaded.model.config.vocab_size() {
         bail!(
             "prefix token {id} is outside the model's vocabulary ({})",
-            loaded.model.config.vocab_size
+            loaded.model.config.vocab_size()
         );
     }
     Ok(id)
@@ -295,7 +295,7 @@ fn tasks(a: TasksArgs) -> Result<()> {
         "limit": a.limit,
         "prefix_reuse": opts.score.prefix_reuse,
         "bootstrap_iters": a.bootstrap_iters,
-        "max_length": model.config.n_positions,
+        "max_length": model.config.n_positions(),
         "prefix_token": prefix,
         "num_fewshot": 0,
         "threads": rayon::current_num_threads(),

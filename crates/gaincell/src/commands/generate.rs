@@ -62,10 +62,10 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         out.write_all(&bytes[printed..printed + valid])?;
         out.flush()?;
         printed += valid;
-        if dec.position() >= model.config.n_positions {
+        if dec.position() >= model.config.n_positions() {
             eprintln!(
                 "\n[stopped: the model has {} positions]",
-                model.config.n_positions
+                model.config.n_positions()
             );
             break;
         }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use gaincell_chip::ChipConfig;
-use gaincell_model::{checkpoint, Gpt2, Tokenizer};
+use gaincell_model::{checkpoint, Model, Tokenizer};
 use gaincell_train::stats::HeadStats;
 
 use crate::model_args::ModelArgs;
@@ -17,12 +17,12 @@ pub struct Family {
     /// Where the models came from, for the report.
     pub source: String,
     pub tokenizer: Tokenizer,
-    pub software: Gpt2,
+    pub software: Model,
     /// Trained on (or, for a single model, merely put on) the linear chip.
-    pub linear: Gpt2,
+    pub linear: Model,
     pub nonlinear_chip: ChipConfig,
     /// The shipped nonlinear model (linear → adapt → fine-tune); none for a single model.
-    pub nonlinear: Option<Gpt2>,
+    pub nonlinear: Option<Model>,
     /// Target statistics recorded while the linear model trained; none for a single model (the demo measures
     /// them on the linear chip instead).
     pub targets: Option<HeadStats>,
@@ -70,7 +70,7 @@ pub fn load_family(dir: &Path) -> Result<Family> {
         );
     }
     let targets = gaincell_train::pipeline::read_statistics(&dir.join("linear"))?;
-    let tokenizer = Tokenizer::for_model(&dir.join("software"))?;
+    let tokenizer = Tokenizer::for_model(&dir.join("software"), &software.config)?;
     Ok(Family {
         source: dir.display().to_string(),
         tokenizer,

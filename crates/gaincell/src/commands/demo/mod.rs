@@ -16,7 +16,7 @@ use clap::Args;
 use gaincell_chip::ChipConfig;
 use gaincell_cost::{evaluate, published_baselines, ModelShape};
 use gaincell_eval::agreement::{agreement, next_token_log_probs, sample_stream};
-use gaincell_model::{Decoder, Gpt2, Sampler};
+use gaincell_model::{Decoder, Model, Sampler};
 use gaincell_train::adapt::{adapt, measure_batch, AdaptOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -93,11 +93,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
         }
         (None, dir) => family::load_family(&dir.clone().unwrap_or_else(family::shipped_dir))?,
     };
-    let ctx = a.ctx.unwrap_or(fam.software.config.n_positions);
-    if ctx < 2 || ctx > fam.software.config.n_positions {
+    let ctx = a.ctx.unwrap_or(fam.software.config.n_positions());
+    if ctx < 2 || ctx > fam.software.config.n_positions() {
         bail!(
             "--ctx {ctx}: give 2 to {} (the model's positions)",
-            fam.software.config.n_positions
+            fam.software.config.n_positions()
         );
     }
     if a.adapt_batch == 0 {
@@ -108,11 +108,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "gaincell demo · models {} · {} layers × {} heads × {} dims, {} positions, {} tokens of vocabulary, {:.1} M \
          parameters · {} threads",
         fam.source,
-        c.n_layer,
-        c.n_head,
+        c.n_layer(),
+        c.n_head(),
         c.head_dim(),
-        c.n_positions,
-        c.vocab_size,
+        c.n_positions(),
+        c.vocab_size(),
         c.parameters() as f64 / 1e6,
         rayon::current_num_threads()
     );
@@ -181,7 +181,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let t = Instant::now();
     // Rows of up to ADAPT_CTX + 1 tokens (inputs and next-token targets): per-head statistics settle on short
     // rows, and every row is sampled token by token (GPT-2's 1,024 would make the demo slow on a CPU).
-    let row = (ctx.min(ADAPT_CTX) + 1).min(fam.software.config.n_positions);
+    let row = (ctx.min(ADAPT_CTX) + 1).min(fam.software.config.n_positions());
     let actx = row - 1;
     println!(
         "\n── Adaptation (SPEC §3), live: the linear model's weights on the nonlinear cell, scalers matched to the \
@@ -246,7 +246,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
 
     // ── Quality of every variant against the software model.
     let t = Instant::now();
-    let mut variants: Vec<(&str, String, &Gpt2)> = vec![
+    let mut variants: Vec<(&str, String, &Model)> = vec![
         (
             "software",
             "the software model (softmax attention): the reference".into(),
@@ -348,10 +348,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let baselines = published_baselines();
     let shape = ModelShape {
         name: "this model".into(),
-        n_layer: c.n_layer,
-        n_head: c.n_head,
+        n_layer: c.n_layer(),
+        n_head: c.n_head(),
         head_dim: c.head_dim(),
-        n_ctx: Some(c.n_positions),
+        n_ctx: Some(c.n_positions()),
     };
     let mut costs = vec![evaluate(&fam.nonlinear_chip, &shape, &baselines)?];
     let gpt2 = ModelShape::builtin("gpt2").expect("built in");
@@ -429,7 +429,7 @@ struct Generated {
 
 /// Continue `prompt` with `model` token by token on the simulated arrays.
 fn generate(
-    model: &Gpt2,
+    model: &Model,
     tok: &gaincell_model::Tokenizer,
     prompt: &[u32],
     n: usize,
@@ -438,7 +438,7 @@ fn generate(
     let mut sampler = Sampler::new(0.8, Some(40), seed)?;
     let mut dec = Decoder::new(model)?;
     let mut logits = Vec::new();
-    for &id in prompt.iter().take(model.config.n_positions) {
+    for &id in prompt.iter().take(model.config.n_positions()) {
         logits = dec.step(id)?;
     }
     let t = Instant::now();
@@ -449,7 +449,7 @@ fn generate(
             break;
         }
         out.push(next);
-        if dec.position() >= model.config.n_positions {
+        if dec.position() >= model.config.n_positions() {
             break;
         }
         logits = dec.step(next)?;

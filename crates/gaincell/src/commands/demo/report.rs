@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use gaincell_cost::CostReport;
 use gaincell_eval::agreement::Agreement;
-use gaincell_model::Gpt2;
+use gaincell_model::Model;
 use gaincell_train::adapt::Adaptation;
 use serde::Serialize;
 
@@ -51,7 +51,7 @@ pub struct VariantInfo {
 }
 
 impl ModelsInfo {
-    pub fn of(fam: &Family, variants: &[(&str, String, &Gpt2)]) -> Self {
+    pub fn of(fam: &Family, variants: &[(&str, String, &Model)]) -> Self {
         let c = &fam.software.config;
         let training = fam
             .dir
@@ -61,11 +61,11 @@ impl ModelsInfo {
             .and_then(|t| serde_json::from_str(&t).ok());
         ModelsInfo {
             source: fam.source.clone(),
-            n_layer: c.n_layer,
-            n_head: c.n_head,
+            n_layer: c.n_layer(),
+            n_head: c.n_head(),
             head_dim: c.head_dim(),
-            n_positions: c.n_positions,
-            vocab_size: c.vocab_size,
+            n_positions: c.n_positions(),
+            vocab_size: c.vocab_size(),
             parameters: c.parameters(),
             variants: variants
                 .iter()
