@@ -33,5 +33,5 @@ pub use gpu::{
 };
 pub use latency::Latency;
 pub use model::{ModelShape, BUILTIN_MODELS};
-pub use report::{evaluate, CostReport, Totals};
+pub use report::{evaluate, ArrayChoice, CostReport, SharedArrays, Totals};
 pub use retention::{Retention, SILICON_RETENTION_S};

@@ -5,37 +5,56 @@ use serde::Serialize;
 use crate::CostError;
 
 /// Built-in model names, for `--model`.
-pub const BUILTIN_MODELS: &[&str] = &["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"];
+pub const BUILTIN_MODELS: &[&str] = &[
+    "gpt2",
+    "gpt2-medium",
+    "gpt2-large",
+    "gpt2-xl",
+    "stories260K",
+    "tinyllama-1.1b",
+];
 
 /// What the cost model needs to know about a model: how many attention heads of which size it has.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelShape {
     pub name: String,
     pub n_layer: usize,
-    /// Attention heads per layer.
+    /// Attention (query) heads per layer.
     pub n_head: usize,
+    /// Key/value heads per layer: fewer than `n_head` with grouped-query attention, where each key/value head
+    /// serves `n_head / n_kv_head` query heads.
+    pub n_kv_head: usize,
     pub head_dim: usize,
     /// Context length the model was trained with, when known (informative: the chip's window is what counts).
     pub n_ctx: Option<usize>,
 }
 
 impl ModelShape {
-    /// A built-in model (the GPT-2 family; every size has 64-dim heads and a 1,024-token context).
+    /// A built-in model: the GPT-2 family (64-dim heads, 1,024-token context), llama2.c's stories260K (8 heads
+    /// of 8 dims sharing 4 key/value heads) and TinyLlama-1.1B (32 heads of 64 dims sharing 4).
     pub fn builtin(name: &str) -> Option<Self> {
-        let (n_layer, n_head) = match name {
-            "gpt2" => (12, 12),
-            "gpt2-medium" => (24, 16),
-            "gpt2-large" => (36, 20),
-            "gpt2-xl" => (48, 25),
+        let (n_layer, n_head, n_kv_head, head_dim, ctx) = match name {
+            "gpt2" => (12, 12, 12, 64, 1024),
+            "gpt2-medium" => (24, 16, 16, 64, 1024),
+            "gpt2-large" => (36, 20, 20, 64, 1024),
+            "gpt2-xl" => (48, 25, 25, 64, 1024),
+            "stories260K" => (5, 8, 4, 8, 512),
+            "tinyllama-1.1b" => (22, 32, 4, 64, 2048),
             _ => return None,
         };
         Some(ModelShape {
             name: name.to_string(),
             n_layer,
             n_head,
-            head_dim: 64,
-            n_ctx: Some(1024),
+            n_kv_head,
+            head_dim,
+            n_ctx: Some(ctx),
         })
+    }
+
+    /// Query heads per key/value head (1 without grouped-query attention).
+    pub fn group(&self) -> usize {
+        self.n_head / self.n_kv_head.max(1)
     }
 
     /// The error for a name that is neither built in nor a readable file.
@@ -75,6 +94,12 @@ impl ModelShape {
         };
         let n_layer = need(&["n_layer", "num_hidden_layers"])?;
         let n_head = need(&["n_head", "num_attention_heads"])?;
+        let n_kv_head = int(&["num_key_value_heads"])?.unwrap_or(n_head);
+        if !n_head.is_multiple_of(n_kv_head) {
+            return Err(err(format!(
+                "num_key_value_heads ({n_kv_head}) must divide the head count ({n_head})"
+            )));
+        }
         let head_dim = match int(&["head_dim"])? {
             Some(d) => d,
             None => {
@@ -97,15 +122,21 @@ impl ModelShape {
             name,
             n_layer,
             n_head,
+            n_kv_head,
             head_dim,
             n_ctx: int(&["n_ctx", "n_positions", "max_position_embeddings"])?,
         })
     }
 
-    /// "12 layers × 12 heads × 64 dims".
+    /// "12 layers × 12 heads × 64 dims" (and "(4 key/value heads)" with grouped-query attention).
     pub fn describe(&self) -> String {
+        let kv = if self.n_kv_head != self.n_head {
+            format!(" ({} key/value heads)", self.n_kv_head)
+        } else {
+            String::new()
+        };
         format!(
-            "{} layers × {} heads × {} dims",
+            "{} layers × {} heads × {} dims{kv}",
             self.n_layer, self.n_head, self.head_dim
         )
     }

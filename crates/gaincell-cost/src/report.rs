@@ -54,6 +54,76 @@ pub struct CostReport {
     pub area_mm2: Totals,
     pub retention: Retention,
     pub comparisons: Vec<Comparison>,
+    /// Grouped-query attention (fewer key/value heads than query heads): the two ways a layer's query heads can
+    /// read the key/value arrays they share, costed side by side. The totals above are the replicated choice.
+    pub shared_arrays: Option<SharedArrays>,
+}
+
+/// One way to lay out the arrays of a layer with grouped-query attention, per layer and token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArrayChoice {
+    /// Key/value array pairs in the layer.
+    pub array_pairs: usize,
+    pub cells: f64,
+    pub latency_ns: f64,
+    pub energy_pj: f64,
+    pub area_mm2: f64,
+}
+
+/// Grouped-query attention on the chip: `group` query heads per key/value head.
+///
+/// - **replicated**: every query head owns a copy of its group's K and V arrays, written by its own DACs with the
+///   same column; all heads read in parallel (the latency of multi-head attention; area and DAC energy × group).
+/// - **time-multiplexed**: one pair of arrays per key/value head; the group's query pulses are applied one after
+///   another, each a full read (Φ(Q·Kᵀ), φ·V, readout, adder tree); the column is written once. Area and DAC
+///   energy ÷ group, latency × group (the write still overlaps the reads when pipelined).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharedArrays {
+    pub group: usize,
+    pub replicated: ArrayChoice,
+    pub time_multiplexed: ArrayChoice,
+}
+
+impl SharedArrays {
+    fn of(
+        chip: &ChipConfig,
+        model: &ModelShape,
+        counts: &Counts,
+        latency: &Latency,
+        energy: &EnergyBreakdown,
+        area: &AreaBreakdown,
+    ) -> Option<Self> {
+        if model.n_kv_head >= model.n_head {
+            return None;
+        }
+        let (h, kv, group) = (model.n_head, model.n_kv_head, model.group());
+        let replicated = ArrayChoice {
+            array_pairs: h,
+            cells: (h * counts.cells) as f64,
+            latency_ns: latency.total_ns,
+            energy_pj: h as f64 * energy.total_pj,
+            area_mm2: h as f64 * area.total_um2 * 1e-6,
+        };
+        let t = &chip.cost.timing;
+        let compute = group as f64 * latency.compute_ns;
+        let write_exposed = if t.pipelined_write {
+            (t.write_ns - compute).max(0.0)
+        } else {
+            t.write_ns
+        };
+        let time_multiplexed = ArrayChoice {
+            array_pairs: kv,
+            cells: (kv * counts.cells) as f64,
+            latency_ns: compute + write_exposed,
+            energy_pj: h as f64 * (energy.total_pj - energy.dac_pj) + kv as f64 * energy.dac_pj,
+            area_mm2: kv as f64 * area.total_um2 * 1e-6,
+        };
+        Some(SharedArrays {
+            group,
+            replicated,
+            time_multiplexed,
+        })
+    }
 }
 
 /// Cost of `model`'s attention on `chip`, compared with each of `baselines`.
@@ -91,7 +161,9 @@ pub fn evaluate(
             )
         })
         .collect();
+    let shared_arrays = SharedArrays::of(chip, model, &counts, &latency, &energy, &area);
     Ok(CostReport {
+        shared_arrays,
         chip: chip.name.clone(),
         model: model.clone(),
         cells: Totals::scale(counts.cells as f64, model),

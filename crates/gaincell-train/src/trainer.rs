@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use gaincell_chip::ChipConfig;
-use gaincell_model::{checkpoint, Gpt2Config, Model};
+use gaincell_model::{checkpoint, Gpt2Config, LlamaConfig, Model, ModelConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{write_atomic, Shards, Split};
@@ -44,6 +44,71 @@ pub struct ModelSpec {
     /// Positions of a fresh model (≥ the training context).
     #[serde(default = "d_positions")]
     pub n_positions: usize,
+    /// The family of a fresh model: `gpt2` or `llama`.
+    #[serde(default = "d_family")]
+    pub family: String,
+    /// Llama: key/value heads (grouped-query attention; default n_head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_kv_head: Option<usize>,
+    /// Llama: the SwiGLU MLP's width (default 8/3 · n_embd rounded up to a multiple of 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intermediate: Option<usize>,
+    /// Llama: the output head tied to the embedding (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tie_embeddings: Option<bool>,
+}
+
+fn d_family() -> String {
+    "gpt2".into()
+}
+
+impl ModelSpec {
+    /// The shape of a fresh model of this spec for a vocabulary of `vocab` and a context of `ctx`.
+    pub fn fresh_config(&self, vocab: usize, ctx: usize) -> Result<ModelConfig> {
+        let positions = self.n_positions.max(ctx);
+        let config: ModelConfig = match self.family.as_str() {
+            "gpt2" => Gpt2Config {
+                vocab_size: vocab,
+                n_positions: positions,
+                n_embd: self.n_embd,
+                n_layer: self.n_layer,
+                n_head: self.n_head,
+                layer_norm_epsilon: 1e-5,
+            }
+            .into(),
+            "llama" => LlamaConfig {
+                model_type: "llama".into(),
+                vocab_size: vocab,
+                hidden_size: self.n_embd,
+                intermediate_size: self
+                    .intermediate
+                    .unwrap_or((8 * self.n_embd / 3).div_ceil(32) * 32),
+                num_hidden_layers: self.n_layer,
+                num_attention_heads: self.n_head,
+                num_key_value_heads: Some(self.n_kv_head.unwrap_or(self.n_head)),
+                head_dim: None,
+                max_position_embeddings: positions,
+                rms_norm_eps: 1e-5,
+                rope_theta: 10000.0,
+                rope_scaling: None,
+                tie_word_embeddings: self.tie_embeddings.unwrap_or(true),
+                sliding_window: None,
+                attention_bias: false,
+                mlp_bias: false,
+                hidden_act: "silu".into(),
+            }
+            .into(),
+            other => {
+                return Err(TrainError::Input(format!(
+                    "[model] family `{other}`: choose gpt2 or llama"
+                )))
+            }
+        };
+        config
+            .validate()
+            .map_err(|m| TrainError::Input(format!("[model]: {m}")))?;
+        Ok(config)
+    }
 }
 
 fn d_layers() -> usize {
@@ -280,14 +345,7 @@ pub fn train(
             let model = match &config.model.init {
                 Some(init) => checkpoint::load(&checkpoint::resolve(&init.display().to_string())?, Some(chip.clone()))?,
                 None => {
-                    let mc = Gpt2Config {
-                        vocab_size: shards.meta.vocab_size,
-                        n_positions: config.model.n_positions.max(t.ctx),
-                        n_embd: config.model.n_embd,
-                        n_layer: config.model.n_layer,
-                        n_head: config.model.n_head,
-                        layer_norm_epsilon: 1e-5,
-                    };
+                    let mc = config.model.fresh_config(shards.meta.vocab_size, t.ctx)?;
                     Model::random(mc, chip.clone(), t.seed)?
                 }
             };

@@ -49,6 +49,8 @@ enum Command {
     Pipeline(commands::pipeline::PipelineArgs),
     /// Rewrite a checkpoint with its weights in f16/bf16 (for shipping), keeping its chip and records.
     Export(commands::export::ExportArgs),
+    /// Convert a model between formats: llama2.c checkpoint → HF folder (transformers loads it), or back.
+    Convert(commands::convert::ConvertArgs),
     /// Generate text token by token on the simulated arrays.
     Generate(commands::generate::GenerateArgs),
     /// Benchmarks that print their figure beside a reference measured in the same run.
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Bench(b) => commands::bench::run(b),
         Command::Eval(e) => commands::eval::run(e),
         Command::Export(a) => commands::export::run(a),
+        Command::Convert(a) => commands::convert::run(a),
         Command::Demo(a) => commands::demo::run(a),
         Command::Generate(g) => commands::generate::run(g),
         Command::Tokenizer(t) => commands::tokenizer::run(t),

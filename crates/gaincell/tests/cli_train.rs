@@ -238,6 +238,63 @@ fn sigkill_then_resume_gives_the_uninterrupted_curve_bit_for_bit() {
 }
 
 #[test]
+fn a_llama_trains_from_scratch_on_a_linear_chip_then_adapts_onto_the_nonlinear_cell() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    // Grouped-query attention: 2 query heads share one key/value head (one pair of arrays).
+    let cfg = write_config(
+        tmp.path(),
+        "llama",
+        &data,
+        30,
+        "family = \"llama\"\nn_kv_head = 1\nintermediate = 64\n",
+    );
+    ok(gaincell(&["train", "--config", cfg.to_str().unwrap()]));
+    let c = curve(&tmp.path().join("llama"));
+    assert_eq!(c.len(), 30);
+    let mean =
+        |s: &[(usize, f64, f64, f64, u64)]| s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64;
+    assert!(
+        mean(&c[25..]) < mean(&c[..5]) - 0.2,
+        "the loss falls: {:?}",
+        c.iter().map(|x| x.1).collect::<Vec<_>>()
+    );
+    let ckpt = tmp.path().join("llama/checkpoint");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ckpt.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "LlamaForCausalLM");
+    assert_eq!(config["num_key_value_heads"], 1);
+    let chip = tmp.path().join("nonlinear.toml");
+    std::fs::write(
+        &chip,
+        "base = \"paper-nonlinear\"\n[geometry]\nhead_dim = 16\nwindow = 16\ntile_rows = 8\n",
+    )
+    .unwrap();
+    let adapted = tmp.path().join("adapted");
+    let text = ok(gaincell(&[
+        "adapt",
+        "--from",
+        ckpt.to_str().unwrap(),
+        "--chip",
+        chip.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        adapted.to_str().unwrap(),
+        "--batch",
+        "4",
+        "--max-iterations",
+        "15",
+    ]));
+    assert!(text.contains("loss"), "{text}");
+    let m = gaincell_model::checkpoint::load(&adapted, None).unwrap();
+    assert_eq!(
+        (m.config.family(), m.scalers[0].k.a.dims()),
+        ("llama", &[1usize][..])
+    );
+}
+
+#[test]
 fn bad_configs_and_data_are_one_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("bad.toml");

@@ -16,7 +16,8 @@ pub struct CostArgs {
     /// Preset name or path to a chip TOML file (its `[cost]` section holds the constants).
     #[arg(long, default_value = "paper-nonlinear")]
     pub chip: String,
-    /// gpt2, gpt2-medium, gpt2-large, gpt2-xl, or the path to a Hugging Face config.json.
+    /// gpt2, gpt2-medium, gpt2-large, gpt2-xl, stories260K, tinyllama-1.1b, a Hugging Face config.json (GPT-2,
+    /// Llama, Mistral) or a folder holding one, or a llama2.c checkpoint (.bin).
     #[arg(long, default_value = "gpt2")]
     pub model: String,
     /// A GPU measurement written by scripts/gpu_attention_baseline.py, compared beside the published RTX 4090 and
@@ -59,11 +60,27 @@ pub fn load_model(spec: &str) -> Result<ModelShape> {
     if let Some(m) = ModelShape::builtin(spec) {
         return Ok(m);
     }
-    let path = Path::new(spec);
+    let mut path = Path::new(spec).to_path_buf();
+    if path.is_dir() {
+        path = path.join("config.json");
+    }
     if !path.is_file() {
         return Err(ModelShape::unknown(spec).into());
     }
-    let text = std::fs::read_to_string(path)
+    if path.extension().is_some_and(|x| x == "bin") {
+        // A llama2.c checkpoint: its header holds the shape.
+        let ck = gaincell_model::llama2c::load_llama2c(&path).map_err(anyhow::Error::msg)?;
+        let h = &ck.header;
+        return Ok(ModelShape {
+            name: path.display().to_string(),
+            n_layer: h.n_layers,
+            n_head: h.n_heads,
+            n_kv_head: h.n_kv_heads,
+            head_dim: h.dim / h.n_heads,
+            n_ctx: Some(h.seq_len),
+        });
+    }
+    let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read model config {}", path.display()))?;
     Ok(ModelShape::from_hf_config(
         &text,
@@ -187,6 +204,33 @@ fn report_text(r: &CostReport) -> String {
         );
     }
     s += "\n";
+
+    if let Some(g) = &r.shared_arrays {
+        s += &format!(
+            "Grouped-query attention: {} query heads share {} key/value heads ({} per group); the tables above\n\
+             give every query head its own arrays (replicated). Per layer, per token:\n",
+            m.n_head, m.n_kv_head, g.group
+        );
+        s += &format!(
+            "  {:<26}{:>12}{:>14}{:>12}{:>12}{:>12}\n",
+            "arrays read by", "array pairs", "gain cells", "latency", "energy", "area"
+        );
+        for (label, c) in [
+            ("replicated (parallel)", &g.replicated),
+            ("time-multiplexed queries", &g.time_multiplexed),
+        ] {
+            s += &format!(
+                "  {label:<26}{:>12}{:>14}{:>12}{:>12}{:>12}\n",
+                c.array_pairs,
+                thousands(c.cells),
+                si(c.latency_ns * 1e-9, "s"),
+                si(c.energy_pj * 1e-12, "J"),
+                format!("{} mm²", sig(c.area_mm2))
+            );
+        }
+        s += "  replicated: each query head owns a copy of its group's arrays, all written with the same column;\n";
+        s += "  time-multiplexed: one pair per key/value head, the group's query pulses applied one after another.\n\n";
+    }
 
     let t = &r.retention;
     s += "Retention\n";

@@ -115,7 +115,8 @@ fn ppl(a: PplArgs) -> Result<()> {
     }
     let loaded = a.model.load()?;
     let model = &loaded.model;
-    let mut ids = loaded.tokenizer.encode(&text)?;
+    // A Llama's text starts with its BOS token, as in its training data; GPT-2's tokenizer has none.
+    let mut ids = loaded.tokenizer.encode_document(&text)?;
     let mut bytes = text.len();
     if let Some(n) = a.max_tokens {
         if n < ids.len() {

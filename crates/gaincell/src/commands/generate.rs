@@ -13,8 +13,9 @@ use crate::model_args::ModelArgs;
 pub struct GenerateArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// The text to continue.
-    #[arg(long)]
+    /// The text to continue (a Llama's document starts with its BOS token, so "" generates from BOS alone, as
+    /// llama2.c's `run` does without a prompt).
+    #[arg(long, default_value = "")]
     prompt: String,
     /// Tokens to generate.
     #[arg(short = 'n', long, default_value_t = 50)]
@@ -32,9 +33,9 @@ pub struct GenerateArgs {
 pub fn run(a: GenerateArgs) -> Result<()> {
     let loaded = a.model.load()?;
     let (model, tok) = (&loaded.model, &loaded.tokenizer);
-    let prompt = tok.encode(&a.prompt)?;
+    let prompt = tok.encode_document(&a.prompt)?;
     if prompt.is_empty() {
-        bail!("the prompt is empty: give some text to continue");
+        bail!("the prompt is empty and this tokenizer has no start-of-document token: give some text to continue");
     }
     let mut sampler = Sampler::new(a.temperature, a.top_k, a.seed)?;
     let mut dec = Decoder::new(model)?;
@@ -45,7 +46,10 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     write!(out, "{}", a.prompt)?;
-    let (mut generated, mut printed) = (Vec::new(), 0usize);
+    // What is printed is the decoded whole sequence past the decoded prompt (a sentencepiece tokenizer drops the
+    // space that starts the first word after BOS).
+    let mut generated = prompt.clone();
+    let mut printed = tok.decode_bytes(&prompt)?.len();
     let started = std::time::Instant::now();
     for _ in 0..a.tokens {
         let next = sampler.sample(&logits);
@@ -75,9 +79,9 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "[{} tokens in {:.2} s, {:.1} tokens/s]",
-        generated.len(),
+        generated.len() - prompt.len(),
         secs,
-        generated.len() as f64 / secs
+        (generated.len() - prompt.len()) as f64 / secs
     );
     Ok(())
 }

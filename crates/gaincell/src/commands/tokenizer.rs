@@ -32,7 +32,7 @@ pub struct TrainArgs {
 
 #[derive(Args)]
 pub struct EncodeArgs {
-    /// `gpt2`, or a tokenizer.json.
+    /// `gpt2`, a tokenizer.json, or a llama2.c tokenizer.bin.
     #[arg(long, default_value = "gpt2")]
     tokenizer: String,
     /// The text.

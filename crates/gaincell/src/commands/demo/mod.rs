@@ -350,6 +350,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         name: "this model".into(),
         n_layer: c.n_layer(),
         n_head: c.n_head(),
+        n_kv_head: c.n_kv_head(),
         head_dim: c.head_dim(),
         n_ctx: Some(c.n_positions()),
     };
