@@ -49,8 +49,8 @@ impl Attention {
         if chip.geometry.head_dim != head_dim {
             return Err(ModelError::Mismatch(format!(
                 "chip `{}` has arrays of geometry.head_dim = {} rows but the model's heads have {head_dim} dims: \
-                 use a chip file with head_dim = {head_dim}",
-                chip.name, chip.geometry.head_dim
+                 use a chip file with head_dim = {head_dim} (`gaincell chip show {} --model MODEL` prints one)",
+                chip.name, chip.geometry.head_dim, chip.name
             )));
         }
         Ok(Attention::GainCell {

@@ -209,6 +209,43 @@ pub fn read_llama2c(path: &Path) -> Result<(LlamaConfig, HashMap<String, Tensor>
     Ok((config, tensors))
 }
 
+/// The shape of a model without reading its weights: a named shape (`gpt2`, `stories260K`, …, see
+/// [`ModelConfig::named`]), our checkpoint's sidecar, an HF `config.json` (or its folder), or a llama2.c
+/// checkpoint's header.
+pub fn read_config(spec: &str) -> Result<ModelConfig> {
+    let p = Path::new(spec);
+    if !p.exists() {
+        if let Some(c) = ModelConfig::named(spec) {
+            return Ok(c);
+        }
+    }
+    let path = resolve(spec)?;
+    if path.is_file() {
+        if path.extension().is_some_and(|x| x == "bin") {
+            let ck = crate::llama2c::load_llama2c(&path).map_err(|m| checkpoint_err(&path, m))?;
+            return Ok(llama2c_config(&ck.header).into());
+        }
+        return ModelConfig::from_json(&read(&path)?, &path.display().to_string());
+    }
+    let sidecar = path.join(SIDECAR);
+    if sidecar.is_file() {
+        let s: Sidecar = serde_json::from_str(&read(&sidecar)?)
+            .map_err(|e| checkpoint_err(&sidecar, format!("not a gaincell sidecar: {e}")))?;
+        return Ok(s.model);
+    }
+    let config = path.join("config.json");
+    if config.is_file() {
+        return ModelConfig::from_json(&read(&config)?, &config.display().to_string());
+    }
+    if let Some(bin) = find_llama2c(&path) {
+        return read_config(&bin.display().to_string());
+    }
+    Err(checkpoint_err(
+        &path,
+        "no config.json, gaincell.json or llama2.c .bin here",
+    ))
+}
+
 /// Load a model: our checkpoint folder (with `gaincell.json`), an HF folder (GPT-2, Llama or Mistral; one
 /// `model.safetensors` or shards), or a llama2.c checkpoint (a `.bin` file, or a folder holding one). `chip`
 /// overrides the chip recorded in our sidecar; other checkpoints without `chip` run on the `software` preset.

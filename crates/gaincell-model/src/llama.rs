@@ -126,7 +126,11 @@ impl LlamaConfig {
                     .into(),
             );
         }
-        if !(self.rms_norm_eps > 0.0 && self.rope_theta > 0.0) {
+        if self.rms_norm_eps.is_nan()
+            || self.rms_norm_eps <= 0.0
+            || self.rope_theta.is_nan()
+            || self.rope_theta <= 0.0
+        {
             return Err("rms_norm_eps and rope_theta must be positive".into());
         }
         if self.sliding_window == Some(0) {
@@ -158,7 +162,7 @@ impl LlamaConfig {
                     ))
                 }
             }
-            if !(s.factor > 0.0) {
+            if s.factor.is_nan() || s.factor <= 0.0 {
                 return Err("rope_scaling.factor must be positive".into());
             }
         }

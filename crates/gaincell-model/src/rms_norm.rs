@@ -26,7 +26,7 @@ struct RmsNorm {
 
 fn check(x: &[f32], w: &[f32], what: &str) -> candle_core::Result<usize> {
     let c = w.len();
-    if c == 0 || x.len() % c != 0 {
+    if c == 0 || !x.len().is_multiple_of(c) {
         candle_core::bail!("{what}: {} values, weight of {c}", x.len());
     }
     Ok(c)
@@ -123,5 +123,41 @@ impl CustomOp2 for RmsNormGrad {
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    #[test]
+    fn rms_norm_and_its_gradients_match_candle_nn_composed_ops() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0.3f32, 2.0, (3, 7, 48), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(1f32, 0.2, 48, &dev).unwrap()).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (3, 7, 48), &dev).unwrap();
+        let ours = rms_norm(x.as_tensor(), w.as_tensor(), 1e-5).unwrap();
+        let want = candle_nn::ops::rms_norm_slow(x.as_tensor(), w.as_tensor(), 1e-5).unwrap();
+        assert!(max_diff(&ours, &want) < 1e-5);
+        let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (want * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &w] {
+            let d = max_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
+            assert!(d < 1e-4, "gradient differs by {d}");
+        }
     }
 }

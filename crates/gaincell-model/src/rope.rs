@@ -84,7 +84,7 @@ impl CustomOp3 for Rope {
         };
         let (t, d) = (*t, *d);
         let half = d / 2;
-        if d % 2 != 0 || cos.len() != t * half || sin.len() != t * half {
+        if !d.is_multiple_of(2) || cos.len() != t * half || sin.len() != t * half {
             candle_core::bail!(
                 "rope: head width {d} with {} cos and {} sin values for {t} positions",
                 cos.len(),
@@ -128,5 +128,58 @@ impl CustomOp3 for Rope {
             },
         )?;
         Ok((Some(g), None, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Var;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    #[test]
+    fn rope_and_its_gradient_match_candle_nn_composed_rope() {
+        let dev = Device::Cpu;
+        let (b, h, t, d) = (2, 3, 5, 8);
+        let inv: Vec<f32> = (0..d / 2)
+            .map(|i| 1.0 / 10000f32.powf((2 * i) as f32 / d as f32))
+            .collect();
+        let table = RopeTable::new(&inv, 16, &dev).unwrap();
+        // Positions that are not 0..T: the packed and incremental forms rotate rows at any offset.
+        let pos = Tensor::new(&[3u32, 4, 9, 0, 15], &dev).unwrap();
+        let (cos, sin) = table.at(&pos).unwrap();
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, h, t, d), &dev).unwrap()).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (b, h, t, d), &dev).unwrap();
+        let ours = rope(x.as_tensor(), &cos, &sin).unwrap();
+        let want = candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap();
+        assert!(max_diff(&ours, &want) < 1e-6);
+        let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (want * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(max_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap()) < 1e-6);
+    }
+
+    #[test]
+    fn a_position_past_the_table_is_an_error() {
+        let table = RopeTable::new(&[1.0], 4, &Device::Cpu).unwrap();
+        let e = table
+            .at(&Tensor::new(&[4u32], &Device::Cpu).unwrap())
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("position 4 is past the model's 4 positions"),
+            "{e}"
+        );
     }
 }

@@ -9,15 +9,20 @@ use anyhow::{bail, Context, Result};
 use super::pytorch_baseline;
 use clap::Args;
 use gaincell_chip::ChipConfig;
-use gaincell_model::{perplexity, Gpt2Config, Model, PplOptions};
+use gaincell_model::{perplexity, Model, ModelConfig, PplOptions};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 #[derive(Args)]
 pub struct PplBench {
-    /// Model shape (random weights): gpt2, gpt2-medium, gpt2-large, gpt2-xl.
+    /// Model shape (random weights): gpt2, gpt2-medium, gpt2-large, gpt2-xl, stories260K, stories15M,
+    /// stories110M, tinyllama-1.1b.
     #[arg(long, default_value = "gpt2")]
     size: String,
+    /// Keep only this many of the shape's layers (e.g. a TinyLlama-shaped layer stack: --size tinyllama-1.1b
+    /// --layers 2).
+    #[arg(long)]
+    layers: Option<usize>,
     /// Tokens per window.
     #[arg(long, default_value_t = 1024)]
     ctx: usize,
@@ -71,55 +76,82 @@ struct Report {
 
 /// FLOPs to score one token with a window of `ctx` and `scored` of its tokens scored: every token runs the blocks,
 /// only scored ones the output head; causal attention averages ctx/2 keys per query.
-fn flops_per_scored_token(c: &Gpt2Config, ctx: usize, scored: usize) -> f64 {
-    let e = c.n_embd as f64;
-    let per_block = 2.0 * (12.0 * e * e) + 2.0 * 2.0 * e * (ctx as f64 / 2.0);
-    let blocks = per_block * c.n_layer as f64 * ctx as f64 / scored as f64;
-    blocks + 2.0 * e * c.vocab_size as f64
+fn flops_per_scored_token(c: &ModelConfig, ctx: usize, scored: usize) -> f64 {
+    let blocks =
+        pytorch_baseline::block_flops_per_token(c, ctx as f64 / 2.0) * ctx as f64 / scored as f64;
+    blocks + 2.0 * c.n_embd() as f64 * c.vocab_size() as f64
+}
+
+/// A named shape, with its layer count cut to `layers` when given.
+pub fn bench_shape(name: &str, layers: Option<usize>) -> Result<ModelConfig> {
+    let mut config = ModelConfig::named(name).with_context(|| {
+        format!(
+            "--size {name}: known shapes are {}",
+            ModelConfig::NAMED.join(", ")
+        )
+    })?;
+    if let Some(l) = layers {
+        if l == 0 {
+            bail!("--layers 0: give at least one layer");
+        }
+        match &mut config {
+            ModelConfig::Gpt2(c) => c.n_layer = l,
+            ModelConfig::Llama(c) => c.num_hidden_layers = l,
+        }
+    }
+    Ok(config)
 }
 
 pub fn run(a: PplBench) -> Result<()> {
-    let config = Gpt2Config::named(&a.size).with_context(|| {
-        format!(
-            "--size {}: known sizes are gpt2, gpt2-medium, gpt2-large, gpt2-xl",
-            a.size
-        )
-    })?;
+    let config = bench_shape(&a.size, a.layers)?;
+    // Llama shapes have shorter contexts than GPT-2's 1,024: the default ctx is capped by the model's.
+    let ctx = a.ctx.min(config.n_positions());
+    let a = PplBench { ctx, ..a };
     let stride = a.stride.unwrap_or(a.ctx);
-    if a.ctx < 2 || a.ctx > config.n_positions || stride == 0 || stride > a.ctx || a.windows == 0 {
+    if a.ctx < 2 || stride == 0 || stride > a.ctx || a.windows == 0 {
         bail!(
             "need 2 ≤ ctx ≤ {}, 1 ≤ stride ≤ ctx and windows ≥ 1 (got ctx {}, stride {stride}, windows {})",
-            config.n_positions,
+            config.n_positions(),
             a.ctx,
             a.windows
         );
     }
+    // The chips' arrays take the model's head width (a benchmark of the shape, as `bench train` does).
     let chips = a
         .chips
         .iter()
-        .map(|c| ChipConfig::load(c))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|c| -> Result<ChipConfig> {
+            let mut chip = ChipConfig::load(c)?;
+            if chip.is_gain_cell() {
+                chip.geometry.head_dim = config.head_dim();
+                chip.validate()?;
+            }
+            Ok(chip)
+        })
+        .collect::<Result<Vec<_>>>()?;
     if chips.is_empty() {
         bail!("--chips: give at least one chip");
     }
     let threads = rayon::current_num_threads();
-    let pytorch = pytorch_figure(&a, stride, threads)?;
+    let pytorch = pytorch_figure(&a, &config, stride, threads)?;
 
     // Random token ids (seeded): throughput does not depend on the text.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let ids: Vec<u32> = (0..a.ctx + stride * a.windows)
-        .map(|_| rng.gen_range(0..config.vocab_size as u32))
+        .map(|_| rng.gen_range(0..config.vocab_size() as u32))
         .collect();
     let scored_per_window = stride;
     let flops = flops_per_scored_token(&config, a.ctx, scored_per_window);
     println!(
-        "bench ppl: {} ({} M parameters) random weights, ctx {} stride {stride}, {} timed windows, {threads} threads",
+        "bench ppl: {} ({} layers, {:.2} M parameters) random weights, ctx {} stride {stride}, {} timed windows, \
+         {threads} threads",
         a.size,
-        gaincell_model::ModelConfig::from(config.clone()).parameters() / 1_000_000,
+        config.n_layer(),
+        config.parameters() as f64 / 1e6,
         a.ctx,
         a.windows
     );
-    let model = Model::random(config, chips[0].clone(), 0)?;
+    let model = Model::random(config.clone(), chips[0].clone(), 0)?;
     let mut rows: Vec<Row> = Vec::new();
     for chip in chips {
         let model = model.with_chip(chip.clone())?;
@@ -175,8 +207,13 @@ pub fn run(a: PplBench) -> Result<()> {
 }
 
 /// PyTorch's tokens/s and where it came from: run now, read from a file, or none.
-fn pytorch_figure(a: &PplBench, stride: usize, threads: usize) -> Result<Option<(f64, String)>> {
-    let args: Vec<String> = [
+fn pytorch_figure(
+    a: &PplBench,
+    config: &ModelConfig,
+    stride: usize,
+    threads: usize,
+) -> Result<Option<(f64, String)>> {
+    let mut args: Vec<String> = [
         ("--threads", threads),
         ("--ctx", a.ctx),
         ("--stride", stride),
@@ -185,6 +222,7 @@ fn pytorch_figure(a: &PplBench, stride: usize, threads: usize) -> Result<Option<
     .iter()
     .flat_map(|(k, v)| [k.to_string(), v.to_string()])
     .collect();
+    args.extend(pytorch_baseline::shape_args(config));
     let script = "scripts/bench_pytorch_ppl.py";
     let Some(b) = pytorch_baseline::obtain(script, &args, a.run_pytorch, a.pytorch.as_deref())?
     else {

@@ -11,14 +11,28 @@ use super::pytorch_baseline;
 use candle_core::{Device, Tensor};
 use clap::Args;
 use gaincell_chip::ChipConfig;
-use gaincell_model::{ops::cross_entropy, Gpt2Config, Model};
+use gaincell_model::{ops::cross_entropy, Model, ModelConfig};
 use gaincell_train::optim::{AdamW, AdamWConfig};
+use gaincell_train::trainer::ModelSpec;
 use rand::{Rng, SeedableRng};
 
 #[derive(Args)]
 pub struct TrainBench {
-    #[arg(long, default_value_t = 4)]
-    layers: usize,
+    /// Model family of the shape given by --layers/--heads/--embd/--vocab: gpt2 or llama.
+    #[arg(long, default_value = "gpt2")]
+    family: String,
+    /// A named shape instead (stories260K, stories15M, tinyllama-1.1b, gpt2, …); --layers cuts its layer count.
+    #[arg(long)]
+    shape: Option<String>,
+    /// Llama: key/value heads (default --heads).
+    #[arg(long)]
+    n_kv_head: Option<usize>,
+    /// Llama: MLP width (default 8/3 · embd rounded up to 32).
+    #[arg(long)]
+    intermediate: Option<usize>,
+    /// Layers (default 4; with --shape, the shape's own unless given).
+    #[arg(long)]
+    layers: Option<usize>,
     #[arg(long, default_value_t = 4)]
     heads: usize,
     #[arg(long, default_value_t = 256)]
@@ -50,24 +64,52 @@ pub struct TrainBench {
     run_pytorch: bool,
 }
 
+/// The shape benchmarked: a named one (layers cut by --layers when given explicitly), or the sizes given.
+fn shape(a: &TrainBench) -> Result<ModelConfig> {
+    let mut config = match &a.shape {
+        Some(name) => super::bench_ppl::bench_shape(name, a.layers)?,
+        None => ModelSpec {
+            init: None,
+            n_layer: a.layers.unwrap_or(4),
+            n_head: a.heads,
+            n_embd: a.embd,
+            n_positions: a.ctx,
+            family: a.family.clone(),
+            n_kv_head: a.n_kv_head,
+            intermediate: a.intermediate,
+            tie_embeddings: None,
+        }
+        .fresh_config(a.vocab, a.ctx)?,
+    };
+    if a.ctx > config.n_positions() {
+        // A named shape's rotary table or position embedding is as long as its context; longer windows are
+        // shape-only benchmarks, so extend it.
+        match &mut config {
+            ModelConfig::Gpt2(c) => c.n_positions = a.ctx,
+            ModelConfig::Llama(c) => c.max_position_embeddings = a.ctx,
+        }
+    }
+    Ok(config)
+}
+
 pub fn run(a: TrainBench) -> Result<()> {
     let threads = rayon::current_num_threads();
-    let config = Gpt2Config {
-        vocab_size: a.vocab,
-        n_positions: a.ctx,
-        n_embd: a.embd,
-        n_layer: a.layers,
-        n_head: a.heads,
-        layer_norm_epsilon: 1e-5,
-    };
-    config.validate().map_err(anyhow::Error::msg)?;
-    let pytorch = pytorch_figures(&a, threads)?;
+    let config = shape(&a)?;
+    let vocab = config.vocab_size();
+    let pytorch = pytorch_figures(&a, &config, threads)?;
     println!(
-        "bench train: {} layers × {} heads × {} dims, vocab {}, batch {} × ctx {}, window {}, {threads} threads",
-        a.layers,
-        a.heads,
+        "bench train: {} {} layers × {} heads{} × {} dims, {:.2} M parameters, vocab {vocab}, batch {} × ctx {}, \
+         window {}, {threads} threads",
+        config.family(),
+        config.n_layer(),
+        config.n_head(),
+        if config.n_kv_head() < config.n_head() {
+            format!(" ({} key/value)", config.n_kv_head())
+        } else {
+            String::new()
+        },
         config.head_dim(),
-        a.vocab,
+        config.parameters() as f64 / 1e6,
         a.batch,
         a.ctx,
         a.window
@@ -76,7 +118,7 @@ pub fn run(a: TrainBench) -> Result<()> {
     let batches: Vec<Vec<u32>> = (0..=a.steps)
         .map(|_| {
             (0..a.batch * (a.ctx + 1))
-                .map(|_| rng.gen_range(0..a.vocab as u32))
+                .map(|_| rng.gen_range(0..vocab as u32))
                 .collect()
         })
         .collect();
@@ -105,7 +147,7 @@ pub fn run(a: TrainBench) -> Result<()> {
             }
             let xs = Tensor::from_vec(x, (a.batch, a.ctx), &Device::Cpu)?;
             let ys = Tensor::from_vec(y, a.batch * a.ctx, &Device::Cpu)?;
-            let logits = model.forward(&xs)?.reshape((a.batch * a.ctx, a.vocab))?;
+            let logits = model.forward(&xs)?.reshape((a.batch * a.ctx, vocab))?;
             let grads = cross_entropy(&logits, &ys)?.backward()?;
             opt.step(&grads)?;
             if step > 0 {
@@ -130,13 +172,13 @@ pub fn run(a: TrainBench) -> Result<()> {
 
 type Figures = (serde_json::Map<String, serde_json::Value>, String);
 
-fn pytorch_figures(a: &TrainBench, threads: usize) -> Result<Option<Figures>> {
+fn pytorch_figures(
+    a: &TrainBench,
+    config: &ModelConfig,
+    threads: usize,
+) -> Result<Option<Figures>> {
     let mut args: Vec<String> = [
         ("--threads", threads),
-        ("--layers", a.layers),
-        ("--heads", a.heads),
-        ("--embd", a.embd),
-        ("--vocab", a.vocab),
         ("--ctx", a.ctx),
         ("--window", a.window),
         ("--batch", a.batch),
@@ -146,6 +188,7 @@ fn pytorch_figures(a: &TrainBench, threads: usize) -> Result<Option<Figures>> {
     .flat_map(|(k, v)| [k.to_string(), v.to_string()])
     .collect();
     args.extend(["--kinds".to_string(), a.chips.join(",")]);
+    args.extend(pytorch_baseline::shape_args(config));
     let script = "scripts/bench_pytorch_train.py";
     let Some(b) = pytorch_baseline::obtain(script, &args, a.run_pytorch, a.pytorch.as_deref())?
     else {

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Subcommand;
 use gaincell_chip::{preset, ChipConfig, PRESET_NAMES};
+use gaincell_model::{checkpoint, Attention};
 
 #[derive(Subcommand)]
 pub enum ChipCommand {
@@ -12,11 +13,18 @@ pub enum ChipCommand {
     Show {
         /// Preset name or path to a TOML file.
         chip: String,
+        /// Give the arrays the geometry of this model's heads (head_dim rows; a window no longer than its
+        /// context): a model folder, config.json, llama2.c .bin, or a named shape such as stories260K.
+        #[arg(long)]
+        model: Option<String>,
     },
-    /// Validate a chip file and print a one-line summary.
+    /// Validate a chip file and print a one-line summary; with --model, check that it fits that model.
     Check {
         /// Preset name or path to a TOML file.
         chip: String,
+        /// A model folder, config.json, llama2.c .bin, or a named shape such as stories260K.
+        #[arg(long)]
+        model: Option<String>,
     },
 }
 
@@ -28,13 +36,55 @@ pub fn run(cmd: ChipCommand) -> Result<()> {
                 println!("{name:<24} {}", c.description);
             }
         }
-        ChipCommand::Show { chip } => {
-            let c = ChipConfig::load(&chip)?;
+        ChipCommand::Show { chip, model } => {
+            let mut c = ChipConfig::load(&chip)?;
+            if let Some(m) = model {
+                let config = checkpoint::read_config(&m)?;
+                c.geometry.head_dim = config.head_dim();
+                if c.geometry.window > config.n_positions() {
+                    // The longest window of whole sub-tiles the model's context can fill.
+                    let t = c.geometry.tile_rows.max(1);
+                    c.geometry.window = (config.n_positions() / t).max(1) * t;
+                }
+                c.description = format!("{} (geometry of {m})", c.description);
+                c.validate()?;
+            }
             print!("{}", c.to_toml_string());
         }
-        ChipCommand::Check { chip } => {
+        ChipCommand::Check { chip, model } => {
             let c = ChipConfig::load(&chip)?;
             println!("{}", summary(&c));
+            if let Some(m) = model {
+                let config = checkpoint::read_config(&m)?;
+                Attention::for_model(&c, &config)?;
+                let (h, kv) = (config.n_head(), config.n_kv_head());
+                println!(
+                    "fits {m} ({} family, {} layers × {h} heads × {} dims{}): {}",
+                    config.family(),
+                    config.n_layer(),
+                    config.head_dim(),
+                    if kv < h {
+                        format!(", {kv} key/value heads")
+                    } else {
+                        String::new()
+                    },
+                    if c.is_gain_cell() {
+                        format!(
+                            "{} pairs of {} × {} arrays per layer",
+                            kv, c.geometry.head_dim, c.geometry.window
+                        )
+                    } else {
+                        "softmax attention".into()
+                    }
+                );
+                if c.is_gain_cell() && c.geometry.window > config.n_positions() {
+                    println!(
+                        "note: the window ({}) is longer than the model's context ({}): it never wraps",
+                        c.geometry.window,
+                        config.n_positions()
+                    );
+                }
+            }
         }
     }
     Ok(())
@@ -48,10 +98,7 @@ pub fn summary(c: &ChipConfig) -> String {
         } else {
             format!("window {}", c.geometry.window)
         };
-        return format!(
-            "{}: softmax attention, {w}, head dim {}",
-            c.name, c.geometry.head_dim
-        );
+        return format!("{}: softmax attention, {w}", c.name);
     }
     let bits = |q: &gaincell_chip::QuantizerConfig| {
         if q.quantize {

@@ -70,3 +70,44 @@ pub fn obtain(
     );
     Ok(Some(Baseline { json, source }))
 }
+
+/// The arguments that give scripts/bench_pytorch_*.py the same model shape: family, layers, heads, width,
+/// vocabulary, and for a Llama its key/value heads, MLP width and tied head.
+pub fn shape_args(config: &gaincell_model::ModelConfig) -> Vec<String> {
+    use gaincell_model::ModelConfig;
+    let mut v: Vec<String> = vec!["--family".into(), config.family().into()];
+    for (k, x) in [
+        ("--layers", config.n_layer()),
+        ("--heads", config.n_head()),
+        ("--embd", config.n_embd()),
+        ("--vocab", config.vocab_size()),
+    ] {
+        v.extend([k.to_string(), x.to_string()]);
+    }
+    if let ModelConfig::Llama(c) = config {
+        v.extend(["--n-kv-head".into(), c.n_kv_head().to_string()]);
+        v.extend(["--intermediate".into(), c.intermediate_size.to_string()]);
+        if c.tie_word_embeddings {
+            v.push("--tie-embeddings".into());
+        }
+    }
+    v
+}
+
+/// Model FLOPs of one token through every block with `keys` keys attended on average (2 × multiply-adds of the
+/// projections, the MLP and the attention products), without the output head.
+pub fn block_flops_per_token(config: &gaincell_model::ModelConfig, keys: f64) -> f64 {
+    use gaincell_model::ModelConfig;
+    let e = config.n_embd() as f64;
+    let qd = (config.n_head() * config.head_dim()) as f64;
+    let kvd = (config.n_kv_head() * config.head_dim()) as f64;
+    let (attn_proj, mlp) = match config {
+        ModelConfig::Gpt2(_) => (4.0 * e * e, 8.0 * e * e),
+        ModelConfig::Llama(c) => (
+            e * qd + 2.0 * e * kvd + qd * e,
+            3.0 * e * c.intermediate_size as f64,
+        ),
+    };
+    let per_block = 2.0 * (attn_proj + mlp) + 2.0 * 2.0 * qd * keys;
+    per_block * config.n_layer() as f64
+}
