@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Subcommand;
 use gaincell_chip::{preset, ChipConfig, PRESET_NAMES};
-use gaincell_model::{checkpoint, Attention};
+use gaincell_model::{checkpoint, Attention, ModelConfig};
 
 #[derive(Subcommand)]
 pub enum ChipCommand {
@@ -39,15 +39,7 @@ pub fn run(cmd: ChipCommand) -> Result<()> {
         ChipCommand::Show { chip, model } => {
             let mut c = ChipConfig::load(&chip)?;
             if let Some(m) = model {
-                let config = checkpoint::read_config(&m)?;
-                c.geometry.head_dim = config.head_dim();
-                if c.geometry.window > config.n_positions() {
-                    // The longest window of whole sub-tiles the model's context can fill.
-                    let t = c.geometry.tile_rows.max(1);
-                    c.geometry.window = (config.n_positions() / t).max(1) * t;
-                }
-                c.description = format!("{} (geometry of {m})", c.description);
-                c.validate()?;
+                c = fitted(&c, &checkpoint::read_config(&m)?, &m)?;
             }
             print!("{}", c.to_toml_string());
         }
@@ -88,6 +80,24 @@ pub fn run(cmd: ChipCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `chip` with the geometry of `model`'s heads: arrays of `head_dim` rows, and a window no longer than the
+/// model's context (whole sub-tiles). `name` says which model, in the description.
+pub fn fitted(chip: &ChipConfig, model: &ModelConfig, name: &str) -> Result<ChipConfig> {
+    let mut c = chip.clone();
+    if c.geometry.head_dim == model.head_dim() && c.geometry.window <= model.n_positions() {
+        return Ok(c);
+    }
+    c.geometry.head_dim = model.head_dim();
+    if c.geometry.window > model.n_positions() {
+        // The longest window of whole sub-tiles the model's context can fill.
+        let t = c.geometry.tile_rows.max(1);
+        c.geometry.window = (model.n_positions() / t).max(1) * t;
+    }
+    c.description = format!("{} (geometry of {name})", c.description);
+    c.validate()?;
+    Ok(c)
 }
 
 /// One line that says what a chip is.

@@ -97,8 +97,12 @@ pub fn load_single(
         tokenizer,
     }
     .load()?;
-    let linear = loaded.model.with_chip(ChipConfig::load(linear_chip)?)?;
-    let nonlinear_chip = ChipConfig::load(nonlinear_chip)?;
+    // The chips take the model's geometry (a Llama such as stories260K has 8-dim heads and a 512-token context).
+    let fit = |name: &str| -> Result<ChipConfig> {
+        crate::commands::chip::fitted(&ChipConfig::load(name)?, &loaded.model.config, spec)
+    };
+    let linear = loaded.model.with_chip(fit(linear_chip)?)?;
+    let nonlinear_chip = fit(nonlinear_chip)?;
     if !linear.attention.is_gain_cell() || !nonlinear_chip.is_gain_cell() {
         bail!("--linear-chip and --nonlinear-chip must be gain-cell chips");
     }
