@@ -75,7 +75,19 @@ fn keep_freed_pages_mapped() {
     }
 }
 
+/// candle asks for its thread count on every matmul, and without `RAYON_NUM_THREADS` it counts the physical cores
+/// by reading /proc/cpuinfo each time (candle-core 0.11 `utils::get_num_threads`): perf showed it, with the
+/// scheduler calls around it, as a quarter of a small model's forward and a 10× slower token-by-token decode.
+/// Pin it, before any thread exists, to the count rayon uses by default anyway.
+fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
 fn main() -> ExitCode {
+    pin_thread_count();
     keep_freed_pages_mapped();
     let cli = Cli::parse();
     let result = match cli.command {
