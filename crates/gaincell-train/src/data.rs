@@ -1,5 +1,7 @@
 //! Token shards (nanoGPT style): text tokenised once into `train.bin` / `val.bin`, flat little-endian token ids
-//! (u16 when the vocabulary fits, else u32) with documents separated by `<|endoftext|>`, plus `meta.json`.
+//! (u16 when the vocabulary fits, else u32) with documents separated by the tokenizer's end-of-text token
+//! (`<|endoftext|>`; a llama2.c tokenizer's BOS), plus `meta.json` and the tokenizer's file. [`prepare`] writes
+//! them from text, [`crate::generate`] from a model's own samples, both through [`ShardWriter`].
 //! Training reads them memory-mapped and samples random contiguous windows; batch `i` of a run depends only on
 //! the seed and `i`, so a resumed run sees exactly the batches an uninterrupted one would.
 
@@ -24,7 +26,8 @@ pub struct Meta {
     pub dtype: String,
     pub train_tokens: usize,
     pub val_tokens: usize,
-    /// Where the tokenizer came from; `tokenizer.json` in the folder when it is an HF tokenizer.
+    /// Where the tokenizer came from: its file in the folder (`tokenizer.json` for an HF tokenizer,
+    /// `tokenizer.bin` for a llama2.c one), else (GPT-2's built-in tokenizer) `gpt2`.
     pub tokenizer: String,
     pub eot: Option<u32>,
     pub train_files: Vec<String>,
@@ -36,8 +39,8 @@ const FORMAT: &str = "gaincell-tokens/1";
 /// Which split of the shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
-    Train,
-    Val,
+    Train = 0,
+    Val = 1,
 }
 
 impl Split {
@@ -110,9 +113,11 @@ pub fn text_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Tokenise `train` and `val` files into `out` (`train.bin`, `val.bin`, `meta.json`, and `tokenizer.json` for an
-/// HF tokenizer). Files are tokenised in parallel, paragraph blocks at a time; `progress(bytes_done, bytes_total)`
-/// is called as they finish. Each file ends with `<|endoftext|>` when the tokenizer has one.
+/// Tokenise `train` and `val` files into `out` (`train.bin`, `val.bin`, `meta.json`, and the tokenizer's file —
+/// `tokenizer.json`, or a llama2.c `tokenizer.bin` — unless it is GPT-2's built-in one). Files are tokenised in
+/// parallel, paragraph blocks at a time; `progress(bytes_done, bytes_total)` is called as they finish. Each file
+/// ends with the tokenizer's end-of-text token ([`Tokenizer::eot`]) when it has one: that is how documents are
+/// separated in the shards.
 pub fn prepare(
     tokenizer: &Tokenizer,
     tokenizer_source: &str,
@@ -121,19 +126,14 @@ pub fn prepare(
     out: &Path,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Meta> {
-    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    let mut writer = ShardWriter::new(out, tokenizer)?;
     let total: usize = train
         .iter()
         .chain(val)
         .map(|f| std::fs::metadata(f).map(|m| m.len() as usize).unwrap_or(0))
         .sum();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let wide = tokenizer.vocab_size() > u16::MAX as usize + 1;
-    let mut counts = [0usize; 2];
-    for (i, (files, split)) in [(train, Split::Train), (val, Split::Val)]
-        .into_iter()
-        .enumerate()
-    {
+    for (files, split) in [(train, Split::Train), (val, Split::Val)] {
         let ids: Vec<Vec<u32>> = files
             .par_iter()
             .map(|f| -> Result<Vec<u32>> {
@@ -150,40 +150,92 @@ pub fn prepare(
             })
             .collect::<Result<_>>()?;
         let flat: Vec<u32> = ids.into_iter().flatten().collect();
-        counts[i] = flat.len();
-        let bytes: Vec<u8> = if wide {
-            flat.iter().flat_map(|t| t.to_le_bytes()).collect()
+        writer.write(split, &flat)?;
+    }
+    let names = |fs: &[PathBuf]| fs.iter().map(|f| f.display().to_string()).collect();
+    writer.finish(tokenizer, tokenizer_source, names(train), names(val))
+}
+
+/// Writes a data folder in the format [`Shards::open`] reads — shared by [`prepare`] and
+/// [`crate::generate`]: each split's token stream as flat little-endian ids (`u16` when the tokenizer's
+/// vocabulary fits, else `u32`), then the tokenizer's file, then `meta.json` last (every file under a temporary
+/// name, renamed into place).
+pub struct ShardWriter {
+    out: PathBuf,
+    wide: bool,
+    counts: [usize; 2],
+}
+
+impl ShardWriter {
+    /// Creates `out` (and its parents) when it does not exist.
+    pub fn new(out: &Path, tokenizer: &Tokenizer) -> Result<Self> {
+        std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+        Ok(ShardWriter {
+            out: out.to_path_buf(),
+            wide: tokenizer.vocab_size() > u16::MAX as usize + 1,
+            counts: [0; 2],
+        })
+    }
+
+    /// Write one split's whole token stream (`train.bin` or `val.bin`).
+    pub fn write(&mut self, split: Split, tokens: &[u32]) -> Result<()> {
+        let bytes: Vec<u8> = if self.wide {
+            tokens.iter().flat_map(|t| t.to_le_bytes()).collect()
         } else {
-            flat.iter()
+            if let Some(&t) = tokens.iter().find(|&&t| t > u16::MAX as u32) {
+                return Err(TrainError::Input(format!(
+                    "token id {t} does not fit the u16 shards of a vocabulary of at most {} entries",
+                    u16::MAX as usize + 1
+                )));
+            }
+            tokens
+                .iter()
                 .flat_map(|&t| (t as u16).to_le_bytes())
                 .collect()
         };
-        write_atomic(&out.join(split.file()), &bytes)?;
+        write_atomic(&self.out.join(split.file()), &bytes)?;
+        self.counts[split as usize] = tokens.len();
+        Ok(())
     }
-    let hf = tokenizer.save(&out.join("tokenizer.json")).is_ok();
-    let names = |fs: &[PathBuf]| fs.iter().map(|f| f.display().to_string()).collect();
-    let meta = Meta {
-        format: FORMAT.into(),
-        vocab_size: tokenizer.vocab_size(),
-        dtype: if wide { "u32" } else { "u16" }.into(),
-        train_tokens: counts[0],
-        val_tokens: counts[1],
-        tokenizer: if hf {
-            "tokenizer.json".into()
-        } else {
-            tokenizer_source.into()
-        },
-        eot: tokenizer.eot(),
-        train_files: names(train),
-        val_files: names(val),
-    };
-    write_atomic(
-        &out.join(META),
-        serde_json::to_string_pretty(&meta)
-            .expect("json")
-            .as_bytes(),
-    )?;
-    Ok(meta)
+
+    /// Save the tokenizer beside the shards (under [`Tokenizer::file_name`]; GPT-2's built-in one is recorded by
+    /// `tokenizer_source`) and write `meta.json`.
+    pub fn finish(
+        self,
+        tokenizer: &Tokenizer,
+        tokenizer_source: &str,
+        train_files: Vec<String>,
+        val_files: Vec<String>,
+    ) -> Result<Meta> {
+        let saved = match tokenizer.file_name() {
+            Some(name) => {
+                let path = self.out.join(name);
+                let tmp = self.out.join(format!(".{name}.tmp"));
+                tokenizer.save(&tmp)?;
+                std::fs::rename(&tmp, &path).map_err(|e| TrainError::io(&path, e))?;
+                Some(name)
+            }
+            None => None,
+        };
+        let meta = Meta {
+            format: FORMAT.into(),
+            vocab_size: tokenizer.vocab_size(),
+            dtype: if self.wide { "u32" } else { "u16" }.into(),
+            train_tokens: self.counts[Split::Train as usize],
+            val_tokens: self.counts[Split::Val as usize],
+            tokenizer: saved.map_or_else(|| tokenizer_source.to_string(), str::to_string),
+            eot: tokenizer.eot(),
+            train_files,
+            val_files,
+        };
+        write_atomic(
+            &self.out.join(META),
+            serde_json::to_string_pretty(&meta)
+                .expect("json")
+                .as_bytes(),
+        )?;
+        Ok(meta)
+    }
 }
 
 /// Write a file under a temporary name and rename it into place.

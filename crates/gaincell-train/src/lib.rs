@@ -10,6 +10,7 @@
 pub mod adapt;
 pub mod data;
 mod error;
+pub mod generate;
 pub mod optim;
 pub mod pipeline;
 pub mod stats;
