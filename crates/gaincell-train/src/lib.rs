@@ -9,6 +9,7 @@
 
 pub mod adapt;
 pub mod data;
+pub mod distill;
 mod error;
 pub mod generate;
 pub mod optim;

@@ -5,6 +5,9 @@
 //!
 //! Every stage writes its own folder under `out`; a stage whose checkpoint is complete is skipped and a partial one
 //! resumed, so the whole job can be killed and restarted.
+//!
+//! With a `[distill]` section ([`PipelineDistill`]) every stage after pre-training (linear, nonlinear, direct and
+//! scratch) is trained by knowledge distillation from a teacher, by default the pipeline's software model.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapt::{adapt, AdaptOptions, Adaptation, Iteration};
 use crate::data::{write_atomic, Shards, Split};
+use crate::distill::{self, DistillSpec};
 use crate::error::{Result, TrainError};
 use crate::optim::AdamWConfig;
 use crate::stats::HeadStats;
@@ -39,6 +43,58 @@ pub struct PipelineConfig {
     pub finetune: AdamWConfig,
     #[serde(default)]
     pub adapt: AdaptSpec,
+    /// Knowledge distillation in the linear, nonlinear, direct and scratch stages (never in pre-training); see
+    /// [`PipelineDistill`]. Absent: every stage trains on plain cross-entropy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<PipelineDistill>,
+}
+
+/// The pipeline's `[distill]` section: the data-free mapping of LLM-QAT, each chip stage learning from a teacher's
+/// next-token distributions as well as from the data.
+///
+/// ```toml
+/// [distill]
+/// # teacher = "teacher-folder"   # default: the pipeline's software model (software_checkpoint, or the
+/// #                              # pre-trained `software` stage's checkpoint)
+/// weight = 0.5                   # w ∈ [0, 1]: loss = (1 − w)·CE + w·T²·KL(teacher ‖ student)
+/// temperature = 1.0              # T > 0
+/// # chip = "software"            # the teacher's chip; default: the one its checkpoint records
+/// ```
+///
+/// The rule: the section applies to every stage that starts after the software model exists — linear, nonlinear,
+/// direct and scratch (so the from-scratch shortcut gets the same teacher and stays a fair comparison); software
+/// pre-training never distils. Without `teacher` the teacher is the software model the linear stage starts from;
+/// a given `teacher` is a path relative to this file. Validation losses stay plain cross-entropy, so curves with
+/// and without distillation compare directly. A stage already finished is skipped whatever the section says; one
+/// interrupted is refused if the section changed since it started.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineDistill {
+    /// The teacher (our checkpoint, an HF folder or a llama2.c `.bin`); default: the software model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<PathBuf>,
+    #[serde(default = "distill::d_weight")]
+    pub weight: f64,
+    #[serde(default = "distill::d_temperature")]
+    pub temperature: f64,
+    /// The teacher's chip; default: the chip its checkpoint records (software for an HF or llama2.c model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chip: Option<toml::Value>,
+}
+
+impl PipelineDistill {
+    /// The training run's section, the teacher defaulting to `software`.
+    pub fn for_stage(&self, software: &Path) -> DistillSpec {
+        DistillSpec {
+            teacher: self
+                .teacher
+                .clone()
+                .unwrap_or_else(|| software.to_path_buf()),
+            weight: self.weight,
+            temperature: self.temperature,
+            chip: self.chip.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -122,6 +178,16 @@ impl PipelineConfig {
                 }
             }
         }
+        if let Some(d) = &mut c.distill {
+            if let Some(t) = &mut d.teacher {
+                if t.is_relative() {
+                    *t = base.join(&*t);
+                }
+            }
+            distill::resolve_chip_path(&mut d.chip, base);
+            distill::check_weight_and_temperature(d.weight, d.temperature)
+                .map_err(|e| TrainError::Input(format!("{}: {e}", path.display())))?;
+        }
         Ok(c)
     }
 
@@ -132,6 +198,7 @@ impl PipelineConfig {
         init: Option<PathBuf>,
         steps: usize,
         optim: &AdamWConfig,
+        distill: Option<DistillSpec>,
     ) -> RunConfig {
         let s = &self.schedule;
         let mut optim = optim.clone();
@@ -156,6 +223,7 @@ impl PipelineConfig {
                 checkpoint_every: s.checkpoint_every,
             },
             optim,
+            distill,
         }
     }
 }
@@ -270,11 +338,14 @@ pub fn run(c: &PipelineConfig, on: &mut dyn FnMut(Progress)) -> Result<PipelineR
                 None,
                 s.pretrain_steps,
                 &c.optim,
+                None,
             );
             stages.push(train_stage("software", &run, on)?);
             ckpt("software")
         }
     };
+    // Distillation (when asked for) in every later stage, from the software model unless a teacher is named.
+    let distill = c.distill.as_ref().map(|d| d.for_stage(&software));
     // 2. Linear fine-tune (records the target statistics).
     let run = c.run(
         "linear",
@@ -282,6 +353,7 @@ pub fn run(c: &PipelineConfig, on: &mut dyn FnMut(Progress)) -> Result<PipelineR
         Some(software.clone()),
         s.linear_steps,
         &c.finetune,
+        distill.clone(),
     );
     stages.push(train_stage("linear", &run, on)?);
 
@@ -351,6 +423,7 @@ pub fn run(c: &PipelineConfig, on: &mut dyn FnMut(Progress)) -> Result<PipelineR
         Some(adapted_dir),
         s.nonlinear_steps,
         &c.finetune,
+        distill.clone(),
     );
     stages.push(train_stage("nonlinear", &run, on)?);
     // Shortcut 1: nonlinear directly from the software model, for the same fine-tuning budget.
@@ -360,13 +433,21 @@ pub fn run(c: &PipelineConfig, on: &mut dyn FnMut(Progress)) -> Result<PipelineR
         Some(software),
         s.linear_steps + s.nonlinear_steps,
         &c.finetune,
+        distill.clone(),
     );
     stages.push(train_stage("direct", &run, on)?);
     // Shortcut 2: nonlinear from scratch, for the mapped path's whole budget.
     let scratch = s
         .scratch_steps
         .unwrap_or(s.pretrain_steps + s.linear_steps + s.nonlinear_steps);
-    let run = c.run("scratch", &c.chips.nonlinear, None, scratch, &c.optim);
+    let run = c.run(
+        "scratch",
+        &c.chips.nonlinear,
+        None,
+        scratch,
+        &c.optim,
+        distill,
+    );
     stages.push(train_stage("scratch", &run, on)?);
 
     let result = PipelineResult {

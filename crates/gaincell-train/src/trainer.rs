@@ -12,6 +12,7 @@ use gaincell_model::{checkpoint, Gpt2Config, LlamaConfig, Model, ModelConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{write_atomic, Shards, Split};
+use crate::distill::{DistillSpec, Teacher};
 use crate::error::{Result, TrainError};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::stats::{HeadStats, Recorder};
@@ -27,6 +28,11 @@ pub struct RunConfig {
     pub train: TrainSpec,
     #[serde(default)]
     pub optim: AdamWConfig,
+    /// Knowledge distillation from a teacher (`teacher`, `weight`, `temperature`, `chip`; see
+    /// [`DistillSpec`]): the loss becomes `(1 − w)·CE + w·T²·KL(teacher ‖ student)`. Validation stays plain
+    /// cross-entropy. Absent: plain cross-entropy training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<DistillSpec>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -195,6 +201,9 @@ impl RunConfig {
                 *s = base.join(&*s).display().to_string();
             }
         }
+        if let Some(d) = &mut c.distill {
+            d.resolve_paths(base);
+        }
         Ok(c)
     }
 
@@ -209,6 +218,9 @@ impl RunConfig {
                 "[train]: steps, batch and grad_accum must be ≥ 1 and ctx ≥ 2 (got steps {}, batch {}, grad_accum {}, ctx {})",
                 t.steps, t.batch, t.grad_accum, t.ctx
             )));
+        }
+        if let Some(d) = &self.distill {
+            d.validate()?;
         }
         Ok(())
     }
@@ -235,11 +247,15 @@ pub fn chip_from_value(v: &toml::Value) -> Result<ChipConfig> {
 pub enum Event {
     Step {
         step: usize,
+        /// The loss differentiated: cross-entropy, or with `[distill]` `(1 − w)·CE + w·distill_loss`.
         loss: f64,
         lr: f64,
         grad_norm: f64,
         tokens: u64,
         tokens_per_s: f64,
+        /// With `[distill]`: the step's mean `T²·KL(teacher ‖ student)` (absent otherwise, and in older files).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        distill_loss: Option<f64>,
     },
     Eval {
         step: usize,
@@ -327,6 +343,28 @@ pub fn train(
                     dir.display()
                 )));
             }
+            let same_distill = match (&state.config.distill, &config.distill) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.same_as(b),
+                _ => false,
+            };
+            if !same_distill {
+                let show = |d: &Option<DistillSpec>| match d {
+                    None => "none".to_string(),
+                    Some(d) => format!(
+                        "teacher {}, weight {}, temperature {}",
+                        d.teacher.display(),
+                        d.weight,
+                        d.temperature
+                    ),
+                };
+                return Err(TrainError::Input(format!(
+                    "{}: the checkpoint was made with another [distill] section ({}; this config: {}); resume with the config that started it",
+                    dir.display(),
+                    show(&state.config.distill),
+                    show(&config.distill)
+                )));
+            }
             (checkpoint::load(dir, Some(chip.clone()))?, state)
         }
         (None, true) => {
@@ -365,6 +403,12 @@ pub fn train(
             model.config.n_positions()
         )));
     }
+    // The teacher: loaded once, run without gradients on every micro-batch.
+    let teacher = config
+        .distill
+        .as_ref()
+        .map(|d| Teacher::load(d, &model.config, t.ctx))
+        .transpose()?;
     let (model, vars) = model.trainable()?;
     let mut opt = AdamW::new(&vars, config.optim.clone())?;
     if let (Some(dir), true) = (&ckpt_dir, resume) {
@@ -381,6 +425,7 @@ pub fn train(
     while step < t.steps {
         // One optimiser step: grad_accum micro-batches, each loss scaled so the gradients average.
         let mut loss_sum = 0.0f64;
+        let mut distill_sum = 0.0f64;
         let mut grads: Option<candle_core::backprop::GradStore> = None;
         let mut recorder = Recorder::new(model.config.n_layer());
         for micro in 0..t.grad_accum {
@@ -396,7 +441,14 @@ pub fn train(
             let logits = model
                 .head(&hidden)?
                 .reshape((t.batch * t.ctx, model.config.vocab_size()))?;
-            let loss = gaincell_model::ops::cross_entropy(&logits, &ys)?;
+            let loss = match &teacher {
+                None => gaincell_model::ops::cross_entropy(&logits, &ys)?,
+                Some(teacher) => {
+                    let l = teacher.loss(&logits, &xs, &ys)?;
+                    distill_sum += l.distill.to_scalar::<f32>()? as f64;
+                    l.loss
+                }
+            };
             loss_sum += loss.to_scalar::<f32>()? as f64;
             let g = (loss / t.grad_accum as f64)?.backward()?;
             grads = Some(match grads {
@@ -436,6 +488,7 @@ pub fn train(
             grad_norm,
             tokens,
             tokens_per_s: (tokens - tokens_at_start) as f64 / started.elapsed().as_secs_f64(),
+            distill_loss: teacher.as_ref().map(|_| distill_sum / t.grad_accum as f64),
         };
         append_metric(&out.join(METRICS), &ev)?;
         on_event(&ev);

@@ -384,3 +384,149 @@ fn pipeline_runs_every_stage_writes_results_and_skips_finished_stages() {
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(r["stages"], r2["stages"]);
 }
+
+#[test]
+fn sigkill_then_resume_of_a_distilled_run_gives_the_uninterrupted_curve_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    // The teacher: a GPT-2 trained first, on the linear chip (its checkpoint records that chip, which it runs on).
+    let teacher = write_config(tmp.path(), "teacher", &data, 40, "");
+    ok(gaincell(&["train", "--config", teacher.to_str().unwrap()]));
+    // The students: a fresh Llama distilled from it (the teacher's path is relative to the config file).
+    let steps = 150;
+    let llama = "family = \"llama\"\nn_kv_head = 1\nintermediate = 64\n";
+    let section =
+        "\n[distill]\nteacher = \"teacher/checkpoint\"\nweight = 0.6\ntemperature = 2.0\n";
+    let student = |name: &str, section: &str| {
+        let path = write_config(tmp.path(), name, &data, steps, llama);
+        let text = std::fs::read_to_string(&path).unwrap() + section;
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let a = student("a", section);
+    let b = student("b", section);
+    ok(gaincell(&["train", "--config", a.to_str().unwrap()]));
+
+    let mut child = bin()
+        .args(["train", "--config", b.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let metrics = tmp.path().join("b/metrics.jsonl");
+    loop {
+        let lines = std::fs::read_to_string(&metrics)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if lines >= 30 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    // Step events with the distillation loss, without the wall-clock rate.
+    let distilled = |run: &str| -> Vec<(usize, f64, f64, f64, u64, Option<f64>)> {
+        read_metrics(&tmp.path().join(run))
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Step {
+                    step,
+                    loss,
+                    lr,
+                    grad_norm,
+                    tokens,
+                    distill_loss,
+                    ..
+                } => Some((step, loss, lr, grad_norm, tokens, distill_loss)),
+                _ => None,
+            })
+            .collect()
+    };
+    let before = distilled("b");
+    assert!(
+        before.len() < steps,
+        "killed mid-way ({} steps logged)",
+        before.len()
+    );
+    ok(gaincell(&[
+        "train",
+        "--config",
+        b.to_str().unwrap(),
+        "--resume",
+    ]));
+    let (ca, cb) = (distilled("a"), distilled("b"));
+    assert_eq!(ca.len(), steps);
+    assert_eq!(
+        ca, cb,
+        "the resumed curve differs from the uninterrupted one"
+    );
+    let weights = |run: &str| {
+        std::fs::read(tmp.path().join(run).join("checkpoint/model.safetensors")).unwrap()
+    };
+    assert!(weights("a") == weights("b"), "final weights differ");
+    // Every step logged its distillation term, and the student moved towards the teacher.
+    assert!(ca
+        .iter()
+        .all(|s| s.5.is_some_and(|d| d.is_finite() && d >= 0.0)));
+    let kl: Vec<f64> = ca.iter().map(|x| x.5.unwrap()).collect();
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    assert!(
+        mean(&kl[steps - 10..]) < 0.5 * mean(&kl[..10]),
+        "the distillation loss falls: {kl:?}"
+    );
+    // The teacher's own run logged none.
+    assert!(curve(&tmp.path().join("teacher")).len() == 40);
+    assert!(
+        !std::fs::read_to_string(tmp.path().join("teacher/metrics.jsonl"))
+            .unwrap()
+            .contains("distill_loss")
+    );
+
+    // A resume with another [distill] section is refused, and so are bad sections.
+    let changed = student(
+        "b",
+        "\n[distill]\nteacher = \"teacher/checkpoint\"\nweight = 0.3\ntemperature = 2.0\n",
+    );
+    for (config, resume, says) in [
+        (changed, true, "another [distill] section"),
+        (
+            student(
+                "c",
+                "\n[distill]\nteacher = \"teacher/checkpoint\"\nweight = 1.5\n",
+            ),
+            false,
+            "[distill] weight = 1.5",
+        ),
+        (
+            student(
+                "d",
+                "\n[distill]\nteacher = \"teacher/checkpoint\"\ntemperature = 0\n",
+            ),
+            false,
+            "[distill] temperature = 0",
+        ),
+        (
+            student("e", "\n[distill]\nteacher = \"no-such-teacher\"\n"),
+            false,
+            "no-such-teacher: cannot be loaded",
+        ),
+    ] {
+        let mut args = vec!["train", "--config", config.to_str().unwrap()];
+        if resume {
+            args.push("--resume");
+        }
+        let out = gaincell(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+}

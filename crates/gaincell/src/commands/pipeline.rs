@@ -17,10 +17,22 @@ pub struct PipelineArgs {
     /// The job: data, model shape, chips, schedule, optimisers (see configs/pipeline-small.toml).
     #[arg(long)]
     config: PathBuf,
+    /// Override the schedule's seed (data order and fresh weights): runs of several seeds from one config.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override the output folder (with --seed: one folder per seed).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 pub fn run(a: PipelineArgs) -> Result<()> {
-    let config = PipelineConfig::load(&a.config)?;
+    let mut config = PipelineConfig::load(&a.config)?;
+    if let Some(seed) = a.seed {
+        config.schedule.seed = seed;
+    }
+    if let Some(out) = a.out {
+        config.out = out;
+    }
     println!("pipeline → {}", config.out.display());
     let mut bar: Option<ProgressBar> = None;
     let result = pipeline::run(&config, &mut |p| match p {
