@@ -82,7 +82,8 @@ pub struct CompareArgs {
 pub struct PplArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// UTF-8 text file.
+    /// UTF-8 text file, or a prepared data folder (`data prepare` / `data generate`: its validation split's
+    /// token ids are scored as they are).
     #[arg(long)]
     data: PathBuf,
     /// Tokens per window (default: the model's positions).
@@ -108,16 +109,26 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
 }
 
 fn ppl(a: PplArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&a.data)
-        .with_context(|| format!("reading {}", a.data.display()))?;
-    if text.trim().is_empty() {
-        bail!("{} is empty: perplexity needs text", a.data.display());
-    }
-    let loaded = a.model.load()?;
+    let loaded;
+    let (mut ids, mut bytes) = if a.data.is_dir() {
+        // Token shards: the validation split, ids as prepared.
+        let shards = gaincell_train::data::Shards::open(&a.data)?;
+        let split = gaincell_train::data::Split::Val;
+        let ids: Vec<u32> = (0..shards.len(split)).map(|i| shards.token(split, i)).collect();
+        loaded = a.model.load()?;
+        let bytes = loaded.tokenizer.decode_bytes(&ids)?.len();
+        (ids, bytes)
+    } else {
+        let text = std::fs::read_to_string(&a.data)
+            .with_context(|| format!("reading {}", a.data.display()))?;
+        if text.trim().is_empty() {
+            bail!("{} is empty: perplexity needs text", a.data.display());
+        }
+        loaded = a.model.load()?;
+        // A Llama's text starts with its BOS token, as in its training data; GPT-2's tokenizer has none.
+        (loaded.tokenizer.encode_document(&text)?, text.len())
+    };
     let model = &loaded.model;
-    // A Llama's text starts with its BOS token, as in its training data; GPT-2's tokenizer has none.
-    let mut ids = loaded.tokenizer.encode_document(&text)?;
-    let mut bytes = text.len();
     if let Some(n) = a.max_tokens {
         if n < ids.len() {
             ids.truncate(n);
