@@ -73,7 +73,8 @@ fn gelu_bwd_slice(x: &[f32], g: &[f32], y: &mut [f32]) {
     }
 }
 
-pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+/// The f32 contents of a contiguous CPU storage (what every custom op reads).
+pub fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(data) = s else {
         candle_core::bail!("these ops take f32 tensors")
     };

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use gaincell_model::ops::f32_slice;
 use gaincell_model::{checkpoint, Model, ModelConfig};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -145,16 +146,6 @@ pub(crate) fn resolve_chip_path(chip: &mut Option<toml::Value>, base: &Path) {
 pub fn teacher_logits(teacher: &Model, ids: &Tensor) -> Result<Vec<f32>> {
     let logits = teacher.forward(ids)?.detach();
     Ok(logits.flatten_all()?.to_vec1::<f32>()?)
-}
-
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else {
-        candle_core::bail!("the distillation loss takes f32 logits")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("the distillation loss takes contiguous logits"),
-    }
 }
 
 /// `log Σ e^(x·inv_t)` of one row, in f64.

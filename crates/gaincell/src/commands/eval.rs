@@ -114,7 +114,9 @@ fn ppl(a: PplArgs) -> Result<()> {
         // Token shards: the validation split, ids as prepared.
         let shards = gaincell_train::data::Shards::open(&a.data)?;
         let split = gaincell_train::data::Split::Val;
-        let ids: Vec<u32> = (0..shards.len(split)).map(|i| shards.token(split, i)).collect();
+        let ids: Vec<u32> = (0..shards.len(split))
+            .map(|i| shards.token(split, i))
+            .collect();
         loaded = a.model.load()?;
         let bytes = loaded.tokenizer.decode_bytes(&ids)?.len();
         (ids, bytes)
