@@ -46,15 +46,20 @@ pub fn shipped_dir() -> PathBuf {
 /// A family folder: `software/`, `linear/`, `nonlinear/` checkpoints sharing one tokenizer (each folder's
 /// `tokenizer.json`).
 pub fn load_family(dir: &Path) -> Result<Family> {
-    for part in ["software", "linear", "nonlinear", "software/tokenizer.json"] {
-        if !dir.join(part).exists() {
-            bail!(
-                "{}: no {part} here. A model family folder holds software/, linear/ and nonlinear/ checkpoints, each \
-                 with its tokenizer.json (the shipped one is {SHIPPED} in the repository; models/demo/README.md says how to \
-                 regenerate it); or run one model with --model",
-                dir.display()
-            );
-        }
+    let has_tokenizer = ["tokenizer.json", "tokenizer.bin"]
+        .iter()
+        .any(|t| dir.join("software").join(t).is_file());
+    let missing = ["software", "linear", "nonlinear"]
+        .into_iter()
+        .find(|p| !dir.join(p).exists())
+        .or((!has_tokenizer).then_some("software/tokenizer.json (or tokenizer.bin)"));
+    if let Some(part) = missing {
+        bail!(
+            "{}: no {part} here. A model family folder holds software/, linear/ and nonlinear/ checkpoints, each \
+             with its tokenizer (tokenizer.json, or llama2.c's tokenizer.bin) (the shipped one is {SHIPPED} in the \
+             repository; models/demo/README.md says how to regenerate it); or run one model with --model",
+            dir.display()
+        );
     }
     let load = |name: &str| {
         checkpoint::load(&dir.join(name), None)
