@@ -23,7 +23,7 @@ pub use backward::{gain_cell_backward, Gradients};
 pub use gain_cell::{gain_cell_forward, Probes};
 pub use kv_array::KvArray;
 pub use params::{GainCellParams, Shape};
-pub use softmax::softmax_forward;
+pub use softmax::{softmax_backward, softmax_forward};
 
 /// Errors of the kernels' entry points: shapes that do not fit.
 #[derive(Debug, thiserror::Error)]

@@ -111,3 +111,69 @@ fn softmax_matches_reference_full_and_windowed() {
         assert!(e <= TOL, "softmax window {window}: {e:e}");
     }
 }
+
+/// Softmax attention's gradients in f64 from the definition, one head at a time: P = softmax(QKᵀ/√D + mask),
+/// dV = Pᵀ·G, dS = P ⊙ (G·Vᵀ − rowsum(P ⊙ G·Vᵀ)), dQ = dS·K/√D, dK = dSᵀ·Q/√D.
+fn softmax_grads_f64(shape: Shape, window: usize, x: &Inputs, g: &[f32]) -> [Vec<f64>; 3] {
+    let (n, d) = (shape.t, shape.d);
+    let scale = 1.0 / (d as f64).sqrt();
+    let at = |a: &[f32], h: usize, i: usize, c: usize| a[(h * n + i) * d + c] as f64;
+    let mut out = [0; 3].map(|_| vec![0.0f64; shape.len()]);
+    for h in 0..shape.heads {
+        for i in 0..n {
+            let live = |j: usize| j <= i && (window == 0 || i - j < window);
+            let s: Vec<f64> = (0..n)
+                .map(|j| {
+                    if live(j) {
+                        (0..d)
+                            .map(|c| at(&x.q, h, i, c) * at(&x.k, h, j, c))
+                            .sum::<f64>()
+                            * scale
+                    } else {
+                        f64::NEG_INFINITY
+                    }
+                })
+                .collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
+            let p: Vec<f64> = s.iter().map(|v| (v - m).exp() / z).collect();
+            let dp: Vec<f64> = (0..n)
+                .map(|j| (0..d).map(|c| at(g, h, i, c) * at(&x.v, h, j, c)).sum())
+                .collect();
+            let rs: f64 = (0..n).map(|j| p[j] * dp[j]).sum();
+            for j in 0..n {
+                let ds = p[j] * (dp[j] - rs) * scale;
+                for c in 0..d {
+                    out[0][(h * n + i) * d + c] += ds * at(&x.k, h, j, c);
+                    out[1][(h * n + j) * d + c] += ds * at(&x.q, h, i, c);
+                    out[2][(h * n + j) * d + c] += p[j] * at(g, h, i, c);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn softmax_backward_matches_the_f64_definition_full_and_windowed() {
+    for (window, t, d) in [(0, 150, 16), (40, 150, 8), (64, 131, 64), (0, 1, 8)] {
+        let shape = Shape::new(2, t, d);
+        let x = inputs(shape, 20 + t as u64, false);
+        let mut o = vec![0.0; shape.len()];
+        softmax_forward(shape, window, &x.q, &x.k, &x.v, &mut o).unwrap();
+        let g: Vec<f32> = inputs(shape, 99, false).v.iter().map(|v| v - 0.4).collect();
+        let got =
+            gaincell_attn::softmax_backward(shape, window, [&x.q, &x.k, &x.v, &o, &g]).unwrap();
+        let want = softmax_grads_f64(shape, window, &x, &g);
+        for (name, (a, b)) in ["dq", "dk", "dv"].iter().zip(got.iter().zip(&want)) {
+            let scale = b.iter().map(|v| v.abs()).fold(1e-3, f64::max);
+            let e = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (*x as f64 - y).abs())
+                .fold(0.0, f64::max)
+                / scale;
+            assert!(e <= 1e-4, "{name}, window {window}, T {t}, D {d}: {e:e}");
+        }
+    }
+}

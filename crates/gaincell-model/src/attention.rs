@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape as CShape, Tensor};
 use gaincell_attn::{
-    gain_cell_backward, gain_cell_forward, softmax_forward, GainCellParams, Shape,
+    gain_cell_backward, gain_cell_forward, softmax_backward, softmax_forward, GainCellParams, Shape,
 };
 use gaincell_chip::ChipConfig;
 
@@ -78,38 +78,6 @@ fn values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.contiguous()?.flatten_all()?.to_vec1::<f32>()
 }
 
-/// Softmax attention's gradient from its definition with candle ops: P = softmax(QKᵀ/√D + mask),
-/// dV = Pᵀ·dO, dS = P ⊙ (dO·Vᵀ − rowsum(P ⊙ dO·Vᵀ)), dQ = dS·K/√D, dK = dSᵀ·Q/√D.
-fn softmax_backward(
-    window: usize,
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    g: &Tensor,
-) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-    let (_, _, t, d) = q.dims4()?;
-    let scale = 1.0 / (d as f64).sqrt();
-    let mask: Vec<f32> = (0..t * t)
-        .map(|i| {
-            let (r, c) = (i / t, i % t);
-            if c > r || (window > 0 && r - c >= window) {
-                f32::NEG_INFINITY
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let mask = Tensor::from_vec(mask, (t, t), q.device())?;
-    let s = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
-    let p = candle_nn::ops::softmax_last_dim(&s)?;
-    let dv = p.t()?.matmul(g)?;
-    let dp = g.matmul(&v.t()?)?;
-    let ds = (&p * dp.broadcast_sub(&(&p * &dp)?.sum_keepdim(3)?)?)?;
-    let dq = (ds.matmul(k)? * scale)?;
-    let dk = (ds.t()?.matmul(q)? * scale)?;
-    Ok((dq, dk, dv))
-}
-
 impl CustomOp3 for KernelOp {
     fn name(&self) -> &'static str {
         match self.0 {
@@ -157,13 +125,27 @@ impl CustomOp3 for KernelOp {
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dims = q.dims();
+        let back = |x: Vec<f32>| Tensor::from_vec(x, dims, q.device()).map(Some);
         match &self.0 {
             Attention::Softmax { window } => {
-                let (dq, dk, dv) = softmax_backward(*window, q, k, v, &grad.contiguous()?)?;
-                Ok((Some(dq), Some(dk), Some(dv)))
+                let (b, h, t, d) = q.dims4()?;
+                let [dq, dk, dv] = softmax_backward(
+                    Shape::new(b * h, t, d),
+                    *window,
+                    [
+                        &values(q)?,
+                        &values(k)?,
+                        &values(v)?,
+                        &values(res)?,
+                        &values(grad)?,
+                    ],
+                )
+                .map_err(candle_core::Error::wrap)?;
+                Ok((back(dq)?, back(dk)?, back(dv)?))
             }
             Attention::GainCell { params } => {
                 let (b, h, t, d) = q.dims4()?;
@@ -176,8 +158,6 @@ impl CustomOp3 for KernelOp {
                     &values(grad)?,
                 )
                 .map_err(candle_core::Error::wrap)?;
-                let dims = q.dims();
-                let back = |x: Vec<f32>| Tensor::from_vec(x, dims, q.device()).map(Some);
                 Ok((back(g.q)?, back(g.k)?, back(g.v)?))
             }
         }
