@@ -62,6 +62,13 @@ pub struct DemoArgs {
     /// Tokens each variant generates.
     #[arg(long, default_value_t = 40)]
     generate: usize,
+    /// Sampling temperature of the generations (0: greedy, the same story on every run and, for stories260K,
+    /// the one llama2.c's `run` prints).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Sample among the k most likely tokens (with a temperature above 0).
+    #[arg(long)]
+    top_k: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// The report folder.
@@ -321,21 +328,33 @@ pub fn run(a: DemoArgs) -> Result<()> {
 
     // ── Generation on the simulated arrays.
     let t = Instant::now();
+    let sampling = if a.temperature == 0.0 {
+        "greedy".to_string()
+    } else {
+        format!(
+            "temperature {}{}, seed {}",
+            a.temperature,
+            a.top_k.map_or(String::new(), |k| format!(", top-{k}")),
+            a.seed
+        )
+    };
     println!(
         "\n── Generation: each model continues the prompt token by token (KV arrays written column by column, \
-         leaking, the window wrapping); temperature 0.8, top-40, seed {}",
-        a.seed
+         leaking, the window wrapping); {sampling}"
     );
-    let prompt = fam.tokenizer.encode(&a.prompt)?;
+    // A Llama's document starts with BOS, as llama2.c feeds a prompt.
+    let prompt = fam.tokenizer.encode_document(&a.prompt)?;
     if prompt.is_empty() {
-        bail!("--prompt is empty: give some text to continue");
+        bail!("--prompt is empty and the tokenizer has no start-of-document token: give some text to continue");
     }
     let mut generations = Vec::new();
     for (name, _, model) in &variants {
-        let g = generate(model, &fam.tokenizer, &prompt, a.generate, a.seed)?;
+        let sampler = Sampler::new(a.temperature, a.top_k, a.seed)?;
+        let g = generate(model, &fam.tokenizer, &prompt, a.generate, sampler)?;
         println!("  [{name}] {}{}", a.prompt, one_line(&g.text));
         generations.push(Generation {
             variant: name.to_string(),
+            sampling: sampling.clone(),
             prompt: a.prompt.clone(),
             text: g.text,
             tokens: g.tokens,
@@ -434,9 +453,8 @@ fn generate(
     tok: &gaincell_model::Tokenizer,
     prompt: &[u32],
     n: usize,
-    seed: u64,
+    mut sampler: Sampler,
 ) -> Result<Generated> {
-    let mut sampler = Sampler::new(0.8, Some(40), seed)?;
     let mut dec = Decoder::new(model)?;
     let mut logits = Vec::new();
     for &id in prompt.iter().take(model.config.n_positions()) {
@@ -456,8 +474,11 @@ fn generate(
         logits = dec.step(next)?;
     }
     let secs = t.elapsed().as_secs_f64().max(1e-9);
+    // The text past the prompt's own: a sentencepiece tokenizer drops the space of the first word after BOS.
+    let before = tok.decode_bytes(prompt)?.len();
+    let whole = tok.decode_bytes(&[prompt, &out[..]].concat())?;
     Ok(Generated {
-        text: tok.decode(&out)?,
+        text: String::from_utf8_lossy(&whole[before.min(whole.len())..]).into_owned(),
         tokens: out.len(),
         tokens_per_s: out.len() as f64 / secs,
     })

@@ -110,6 +110,8 @@ pub struct AdaptationReport {
 #[derive(Serialize)]
 pub struct Generation {
     pub variant: String,
+    /// `greedy`, or the temperature, top-k and seed.
+    pub sampling: String,
     pub prompt: String,
     pub text: String,
     pub tokens: usize,
@@ -234,7 +236,11 @@ pub fn markdown(r: &DemoResults) -> String {
 
     s += "## Text generated on the simulated arrays\n\nEach model continues the same prompt token by token, as the \
           chip would: a new key and value column written into the arrays per token (3-bit DAC writes), the stored \
-          charge leaking, the window wrapping. Temperature 0.8, top-40, the same seed for every model.\n\n";
+          charge leaking, the window wrapping.";
+    s += &format!(
+        " Sampling: {} (the same for every model).\n\n",
+        r.generations.first().map_or("-", |g| g.sampling.as_str())
+    );
     for g in &r.generations {
         s += &format!(
             "**{}** ({} tokens, {:.0} tokens/s simulated):\n\n> {}**{}**\n\n",
