@@ -91,7 +91,7 @@ fn shipped_family_reduced() {
         .as_str()
         .unwrap()
         .contains("recorded while the linear model trained"));
-    let shipped = repo().join("models/demo").canonicalize().unwrap();
+    let shipped = repo().join("models/stories260k").canonicalize().unwrap();
     assert_eq!(
         r["models"]["source"].as_str().unwrap(),
         shipped.display().to_string()

@@ -11,7 +11,7 @@ use gaincell_train::stats::HeadStats;
 use crate::model_args::ModelArgs;
 
 /// Where the shipped family lives in the repository.
-pub const SHIPPED: &str = "models/demo";
+pub const SHIPPED: &str = "models/stories260k";
 
 pub struct Family {
     /// Where the models came from, for the report.
@@ -30,7 +30,7 @@ pub struct Family {
     pub dir: Option<PathBuf>,
 }
 
-/// The shipped family's folder: `models/demo` under the working directory, else the one in the source tree this
+/// The shipped family's folder: `models/stories260k` under the working directory, else the one in the source tree this
 /// program was built from.
 pub fn shipped_dir() -> PathBuf {
     let here = PathBuf::from(SHIPPED);
@@ -57,7 +57,7 @@ pub fn load_family(dir: &Path) -> Result<Family> {
         bail!(
             "{}: no {part} here. A model family folder holds software/, linear/ and nonlinear/ checkpoints, each \
              with its tokenizer (tokenizer.json, or llama2.c's tokenizer.bin) (the shipped one is {SHIPPED} in the \
-             repository; models/demo/README.md says how to regenerate it); or run one model with --model",
+             repository; its README.md says how to regenerate it); or run one model with --model",
             dir.display()
         );
     }

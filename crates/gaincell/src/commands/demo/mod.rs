@@ -1,5 +1,5 @@
-//! `gaincell demo`: the whole story in a few minutes, offline, on the shipped model family (a small GPT trained on
-//! Gutenberg by `gaincell pipeline`: software, linear-chip and nonlinear-chip variants). It measures how closely
+//! `gaincell demo`: the whole story in a few minutes, offline, on the shipped model family (llama2.c's pre-trained
+//! stories260K and its mapped linear-chip and nonlinear-chip variants; or the small GPT of models/demo). It measures how closely
 //! each chip model follows the software model on a text, runs the adaptation live, generates text token by token
 //! on the simulated arrays, costs the chip beside GPUs, and writes a report folder (markdown, JSON, plots).
 
@@ -24,8 +24,8 @@ use report::{AdaptationReport, DemoResults, Generation, Timings, VariantQuality}
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// A model family folder: software/, linear/, nonlinear/ checkpoints, each with its tokenizer.json (default:
-    /// the shipped models/demo).
+    /// A model family folder: software/, linear/, nonlinear/ checkpoints, each with its tokenizer (default: the
+    /// shipped models/stories260k; the small GPT trained by this project is models/demo).
     #[arg(long, conflicts_with = "model")]
     models: Option<PathBuf>,
     /// Instead of a family, one model (a folder, or a Hub name such as `gpt2` when online): it runs as the software

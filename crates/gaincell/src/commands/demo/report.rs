@@ -38,7 +38,7 @@ pub struct ModelsInfo {
     pub vocab_size: usize,
     pub parameters: usize,
     pub variants: Vec<VariantInfo>,
-    /// The family's training records (models/demo/training/results.json), when it has them.
+    /// The family's training records (training/results.json in its folder), when it has them.
     pub training: Option<serde_json::Value>,
 }
 
