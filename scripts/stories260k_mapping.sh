@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 G=${GAINCELL:-target/release/gaincell}
 SEEDS=${SEEDS:-"1 2 3"}
+VARIANTS=${VARIANTS:-"distill nodistill"}
 MODEL=../shared/models/stories260K/stories260K.bin
 TINY=../shared/data/eval/tinystories/tinystories_val_head.txt
 DATA=data/stories260k-gen
@@ -20,8 +21,8 @@ NON=configs/chips/stories260k-nonlinear.toml
 
 [ -f "$DATA/meta.json" ] || "$G" data generate --model "$MODEL" --tokens 3000000 --seed 0 --out "$DATA"
 
-for s in $SEEDS; do
-  for v in distill nodistill; do
+for v in $VARIANTS; do
+  for s in $SEEDS; do
     cfg=configs/stories260k-mapping.toml
     [ "$v" = nodistill ] && cfg=configs/stories260k-mapping-nodistill.toml
     out=runs/stories260k/$v-seed$s
@@ -44,8 +45,8 @@ ev() {
 ev software "$MODEL"
 ev software-on-linear "$MODEL" "$LIN"
 ev software-on-nonlinear "$MODEL" "$NON"
-for s in $SEEDS; do
-  for v in distill nodistill; do
+for v in $VARIANTS; do
+  for s in $SEEDS; do
     r=runs/stories260k/$v-seed$s
     ev "$v-seed$s-linear" "$r/linear/checkpoint"
     ev "$v-seed$s-unadapted" "$r/linear/checkpoint" "$NON"
@@ -55,4 +56,14 @@ for s in $SEEDS; do
     ev "$v-seed$s-scratch" "$r/scratch/checkpoint"
   done
 done
-python3 scripts/summarize_stories260k.py --runs runs/stories260k --seeds $SEEDS --out docs/results/stories260k
+python3 scripts/summarize_stories260k.py --runs runs/stories260k --seeds $SEEDS --variants $VARIANTS \
+  --out docs/results/stories260k
+# The inputs of the summary, kept with it (runs/ is not in the repository).
+mkdir -p docs/results/stories260k/raw
+cp runs/stories260k/eval/*.json docs/results/stories260k/raw/
+for v in $VARIANTS; do
+  for s in $SEEDS; do
+    cp runs/stories260k/$v-seed$s/results.json docs/results/stories260k/raw/pipeline-$v-seed$s.json
+  done
+done
+cp data/stories260k-gen/generation.json docs/results/stories260k/raw/generation.json
