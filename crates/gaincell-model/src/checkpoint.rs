@@ -157,21 +157,13 @@ fn find_llama2c(dir: &Path) -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "bin") && is_llama2c_file(p))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "bin")
+                && crate::llama2c::load_llama2c_header(p).is_ok()
+        })
         .collect();
     found.sort();
     found.into_iter().next()
-}
-
-/// Whether a file starts like a llama2.c checkpoint whose size matches its header.
-fn is_llama2c_file(path: &Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 256];
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let n = f.read(&mut head).unwrap_or(0);
-    crate::llama2c::is_llama2c(&head[..n]) && crate::llama2c::load_llama2c(path).is_ok()
 }
 
 /// The Llama config a llama2.c checkpoint implies (llama2.c: RMSNorm ε 1e-5, θ 10000, SiLU).
@@ -222,8 +214,9 @@ pub fn read_config(spec: &str) -> Result<ModelConfig> {
     let path = resolve(spec)?;
     if path.is_file() {
         if path.extension().is_some_and(|x| x == "bin") {
-            let ck = crate::llama2c::load_llama2c(&path).map_err(|m| checkpoint_err(&path, m))?;
-            return Ok(llama2c_config(&ck.header).into());
+            let header =
+                crate::llama2c::load_llama2c_header(&path).map_err(|m| checkpoint_err(&path, m))?;
+            return Ok(llama2c_config(&header).into());
         }
         return ModelConfig::from_json(&read(&path)?, &path.display().to_string());
     }

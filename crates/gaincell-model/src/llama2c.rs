@@ -183,7 +183,37 @@ pub fn load_llama2c(path: &Path) -> Result<Llama2cCheckpoint, String> {
 /// Parses a whole llama2.c checkpoint (legacy, version 1 or version 2) into HF-named f32 tensors. `origin` (a
 /// path or other label) starts every error message.
 pub fn read_llama2c(bytes: &[u8], origin: &str) -> Result<Llama2cCheckpoint, String> {
-    let len = bytes.len();
+    let (header, start, pieces) = parse_header(bytes, bytes.len(), origin)?;
+    decode(bytes, start, header, &pieces)
+}
+
+/// Reads only the header of the llama2.c checkpoint at `path` and checks it against the file's length, as
+/// [`read_llama2c`] does, without reading the weights: a model's shape, or whether a file is a checkpoint.
+pub fn load_llama2c_header(path: &Path) -> Result<Llama2cHeader, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| {
+        format!(
+            "{}: cannot read the llama2.c checkpoint: {e}; check the path and its permissions",
+            path.display()
+        )
+    };
+    let mut f = std::fs::File::open(path).map_err(cannot)?;
+    let len = f.metadata().map_err(cannot)?.len() as usize;
+    let mut prefix = Vec::with_capacity(VERSIONED_HEADER_BYTES);
+    f.by_ref()
+        .take(VERSIONED_HEADER_BYTES as u64)
+        .read_to_end(&mut prefix)
+        .map_err(cannot)?;
+    Ok(parse_header(&prefix, len, &path.display().to_string())?.0)
+}
+
+/// The header of a file of `len` bytes that starts with `bytes` (its first 256 bytes or more), validated against
+/// that length: the header, where the tensors start, and their layout.
+fn parse_header(
+    bytes: &[u8],
+    len: usize,
+    origin: &str,
+) -> Result<(Llama2cHeader, usize, Vec<Piece>), String> {
     if len == 0 {
         return Err(format!(
             "{origin}: the file is empty (0 bytes), not a llama2.c checkpoint; re-download or re-export it"
@@ -242,7 +272,7 @@ pub fn read_llama2c(bytes: &[u8], origin: &str) -> Result<Llama2cCheckpoint, Str
                 size_hint(need, len)
             ));
         }
-        return decode(bytes, VERSIONED_HEADER_BYTES, header, &pieces);
+        return Ok((header, VERSIONED_HEADER_BYTES, pieces));
     }
     if len >= 4 && bytes[..4] == *b"ak42" {
         return Err(format!(
@@ -295,7 +325,7 @@ pub fn read_llama2c(bytes: &[u8], origin: &str) -> Result<Llama2cCheckpoint, Str
             header.describe()
         ));
     }
-    decode(bytes, LEGACY_HEADER_BYTES, header, &pieces)
+    Ok((header, LEGACY_HEADER_BYTES, pieces))
 }
 
 /// Serialises HF-named tensors (as [`read_llama2c`] returns them) to a llama2.c version 1 file: q_proj and k_proj

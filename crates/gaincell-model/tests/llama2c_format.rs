@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use gaincell_model::llama2c::{
-    is_llama2c, load_llama2c, read_llama2c, write_llama2c_v1, Llama2cCheckpoint, Llama2cHeader,
+    is_llama2c, load_llama2c, load_llama2c_header, read_llama2c, write_llama2c_v1,
+    Llama2cCheckpoint, Llama2cHeader,
 };
 
 const STORIES260K: &str = concat!(
@@ -212,6 +213,29 @@ fn err(b: &[u8]) -> String {
     let e = read_llama2c(b, "bad.bin").unwrap_err();
     assert!(e.starts_with("bad.bin: ") && !e.contains('\n'), "{e}");
     e
+}
+
+#[test]
+fn the_header_alone_equals_the_full_read_and_is_checked_against_the_file_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in [
+        "tiny-legacy.bin",
+        "tiny-legacy-unshared.bin",
+        "tiny-v1.bin",
+        "tiny-v2.bin",
+    ] {
+        let full = load_llama2c(&fixture(name)).unwrap().header;
+        assert_eq!(load_llama2c_header(&fixture(name)).unwrap(), full, "{name}");
+        // One byte short: the same error as reading the whole file.
+        let b = std::fs::read(fixture(name)).unwrap();
+        let cut = tmp.path().join(name);
+        std::fs::write(&cut, &b[..b.len() - 1]).unwrap();
+        assert_eq!(
+            load_llama2c_header(&cut).unwrap_err(),
+            load_llama2c(&cut).unwrap_err(),
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -69,16 +69,8 @@ pub fn load_model(spec: &str) -> Result<ModelShape> {
     }
     if path.extension().is_some_and(|x| x == "bin") {
         // A llama2.c checkpoint: its header holds the shape.
-        let ck = gaincell_model::llama2c::load_llama2c(&path).map_err(anyhow::Error::msg)?;
-        let h = &ck.header;
-        return Ok(ModelShape {
-            name: path.display().to_string(),
-            n_layer: h.n_layers,
-            n_head: h.n_heads,
-            n_kv_head: h.n_kv_heads,
-            head_dim: h.dim / h.n_heads,
-            n_ctx: Some(h.seq_len),
-        });
+        let config = gaincell_model::checkpoint::read_config(&path.display().to_string())?;
+        return Ok(model_shape(&config, &path.display().to_string()));
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read model config {}", path.display()))?;
@@ -86,6 +78,18 @@ pub fn load_model(spec: &str) -> Result<ModelShape> {
         &text,
         &path.display().to_string(),
     )?)
+}
+
+/// What the cost model needs of a model's shape: layers, query and key/value heads, head width, context.
+pub fn model_shape(c: &gaincell_model::ModelConfig, name: &str) -> ModelShape {
+    ModelShape {
+        name: name.into(),
+        n_layer: c.n_layer(),
+        n_head: c.n_head(),
+        n_kv_head: c.n_kv_head(),
+        head_dim: c.head_dim(),
+        n_ctx: Some(c.n_positions()),
+    }
 }
 
 /// The published baselines followed by the user's measurement files.

@@ -365,14 +365,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
 
     // ── Cost.
     let baselines = published_baselines();
-    let shape = ModelShape {
-        name: "this model".into(),
-        n_layer: c.n_layer(),
-        n_head: c.n_head(),
-        n_kv_head: c.n_kv_head(),
-        head_dim: c.head_dim(),
-        n_ctx: Some(c.n_positions()),
-    };
+    let shape = crate::commands::cost::model_shape(c, "this model");
     let mut costs = vec![evaluate(&fam.nonlinear_chip, &shape, &baselines)?];
     let gpt2 = ModelShape::builtin("gpt2").expect("built in");
     costs.push(evaluate(
