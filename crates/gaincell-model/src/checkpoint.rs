@@ -387,13 +387,14 @@ pub fn copy_tokenizer(from: &Path, to: &Path) -> Result<()> {
     } else {
         from
     };
-    let json = dir.join("tokenizer.json");
-    let (src, name) = if json.is_file() {
-        (json, "tokenizer.json")
-    } else if let Some(bin) = crate::tokenizer::llama2c_tokenizer_in(dir) {
-        (bin, "tokenizer.bin")
-    } else {
+    let Some(src) = crate::tokenizer::file_in(dir) else {
         return Ok(());
+    };
+    // Saved under the name its format has in a model folder (a llama2.c `tok512.bin` as `tokenizer.bin`).
+    let name = if src.extension().is_some_and(|x| x == "json") {
+        "tokenizer.json"
+    } else {
+        "tokenizer.bin"
     };
     let dst = to.join(name);
     if src == dst {
@@ -476,9 +477,7 @@ pub fn save_as(model: &Model, dir: &Path, extra: serde_json::Value, dtype: DType
             serde_json::to_string_pretty(&sidecar).expect("json"),
         ),
     ] {
-        let t = dir.join(format!("{name}.tmp"));
-        std::fs::write(&t, text).map_err(io(&t))?;
-        std::fs::rename(&t, dir.join(name)).map_err(io(&t))?;
+        write_atomically(&dir.join(name), text.as_bytes())?;
     }
     std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(io(&tmp))?;
     Ok(())

@@ -18,7 +18,7 @@ pub enum Tokenizer {
 }
 
 /// The llama2.c tokenizer files a folder may hold, in the order they are looked for.
-pub(crate) fn llama2c_tokenizer_in(dir: &Path) -> Option<PathBuf> {
+fn llama2c_tokenizer_in(dir: &Path) -> Option<PathBuf> {
     let named = dir.join("tokenizer.bin");
     if named.is_file() {
         return Some(named);
@@ -38,6 +38,15 @@ pub(crate) fn llama2c_tokenizer_in(dir: &Path) -> Option<PathBuf> {
     found.into_iter().next()
 }
 
+/// The tokenizer file of a model folder: `tokenizer.json`, else a llama2.c `tokenizer.bin` (or `tok*.bin`).
+pub(crate) fn file_in(dir: &Path) -> Option<PathBuf> {
+    let json = dir.join("tokenizer.json");
+    if json.is_file() {
+        return Some(json);
+    }
+    llama2c_tokenizer_in(dir)
+}
+
 impl Tokenizer {
     /// GPT-2's tokenizer.
     pub fn gpt2() -> Self {
@@ -51,10 +60,7 @@ impl Tokenizer {
         }
         let p = Path::new(spec);
         let file = if p.is_dir() {
-            match llama2c_tokenizer_in(p) {
-                Some(bin) if !p.join("tokenizer.json").is_file() => bin,
-                _ => p.join("tokenizer.json"),
-            }
+            file_in(p).unwrap_or_else(|| p.join("tokenizer.json"))
         } else {
             p.to_path_buf()
         };
@@ -81,12 +87,8 @@ impl Tokenizer {
         } else {
             path
         };
-        let file = dir.join("tokenizer.json");
-        if file.is_file() {
+        if let Some(file) = file_in(dir) {
             return Self::load(&file.display().to_string());
-        }
-        if let Some(bin) = llama2c_tokenizer_in(dir) {
-            return Self::load(&bin.display().to_string());
         }
         match config {
             ModelConfig::Gpt2(_) => Ok(Self::gpt2()),

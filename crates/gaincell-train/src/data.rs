@@ -238,12 +238,8 @@ impl ShardWriter {
     }
 }
 
-/// Write a file under a temporary name and rename it into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
-}
+/// Write a file under a temporary name and rename it into place (the model crate's, one rule for every file).
+pub use gaincell_model::checkpoint::write_atomically as write_atomic;
 
 /// A prepared data folder, memory-mapped.
 pub struct Shards {
