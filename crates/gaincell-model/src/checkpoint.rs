@@ -341,15 +341,18 @@ fn assemble(
     tensors: HashMap<String, Tensor>,
     origin: &Path,
 ) -> Result<Model> {
-    let prefix = |l: usize| match &config {
-        ModelConfig::Gpt2(_) => crate::gpt2::Gpt2Weights::attention_prefix(l),
-        ModelConfig::Llama(_) => crate::llama::LlamaWeights::attention_prefix(l),
-    };
     let scalers = if tensors.keys().any(|k| k.contains(".scaler.")) {
         let mut v = Vec::new();
         for l in 0..config.n_layer() {
             let s = Scalers::from_named(
-                |n| tensors.get(&format!("{}.scaler.{n}", prefix(l))).cloned(),
+                |n| {
+                    tensors
+                        .get(&format!(
+                            "{}.scaler.{n}",
+                            crate::model::attention_prefix(&config, l)
+                        ))
+                        .cloned()
+                },
                 config.n_head(),
                 config.n_kv_head(),
             )

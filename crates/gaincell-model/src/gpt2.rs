@@ -78,18 +78,7 @@ pub struct Conv1D {
 
 impl Conv1D {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let (rows, inner) = (
-            dims[..dims.len() - 1].iter().product::<usize>(),
-            dims[dims.len() - 1],
-        );
-        let y = x
-            .reshape((rows, inner))?
-            .matmul(&self.w)?
-            .broadcast_add(&self.b)?;
-        let mut out = dims;
-        *out.last_mut().expect("rank ≥ 1") = self.w.dim(1)?;
-        Ok(y.reshape(out)?)
+        Ok(crate::ops::matmul_last(x, &self.w)?.broadcast_add(&self.b)?)
     }
 }
 

@@ -229,17 +229,11 @@ pub struct Linear {
 
 impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let rows: usize = dims[..dims.len() - 1].iter().product();
-        let mut y = x
-            .reshape((rows, dims[dims.len() - 1]))?
-            .matmul(&self.w.t()?)?;
-        if let Some(b) = &self.b {
-            y = y.broadcast_add(b)?;
-        }
-        let mut out = dims;
-        *out.last_mut().expect("rank ≥ 1") = self.w.dim(0)?;
-        Ok(y.reshape(out)?)
+        let y = crate::ops::matmul_last(x, &self.w.t()?)?;
+        Ok(match &self.b {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
     }
 }
 

@@ -83,6 +83,15 @@ pub(crate) fn repeat_kv(x: &Tensor, heads: usize) -> Result<Tensor> {
         .reshape((b, heads, t, d))?)
 }
 
+/// Where layer `l`'s scalers are stored in a checkpoint of this family (`h.{l}.attn`,
+/// `model.layers.{l}.self_attn`).
+pub(crate) fn attention_prefix(config: &ModelConfig, l: usize) -> String {
+    match config {
+        ModelConfig::Gpt2(_) => Gpt2Weights::attention_prefix(l),
+        ModelConfig::Llama(_) => LlamaWeights::attention_prefix(l),
+    }
+}
+
 /// The parallel form: the kernel over whole sequences.
 struct Parallel<'a>(&'a Attention);
 
@@ -123,24 +132,9 @@ impl Model {
         }
     }
 
-    /// Every weight tensor's HF name and shape, in the family's order (scalers apart).
-    pub fn tensor_shapes(config: &ModelConfig) -> Result<Vec<(String, Vec<usize>)>> {
-        let mut m = Model {
-            config: config.clone(),
-            chip: ChipConfig::load("software").expect("preset exists"),
-            attention: Attention::Softmax { window: 0 },
-            weights: Self::skeleton(config)?,
-            scalers: Vec::new(),
-        };
-        Ok(m.fields().into_iter().map(|(n, s, _)| (n, s)).collect())
-    }
-
     /// Where layer `l`'s scalers are stored in checkpoints, e.g. `h.3.attn` (`.scaler.q.a` follows).
     pub fn attention_prefix(&self, l: usize) -> String {
-        match self.weights {
-            Weights::Gpt2(_) => Gpt2Weights::attention_prefix(l),
-            Weights::Llama(_) => LlamaWeights::attention_prefix(l),
-        }
+        attention_prefix(&self.config, l)
     }
 
     /// Build from a source of tensors by HF name (`take(name, shape)` returns the tensor, checked for shape);
@@ -315,12 +309,7 @@ impl Model {
             Weights::Gpt2(w) => w.output_weight(),
             Weights::Llama(w) => w.output_weight(),
         };
-        let dims = x.dims().to_vec();
-        let rows: usize = dims[..dims.len() - 1].iter().product();
-        let logits = x.reshape((rows, self.config.n_embd()))?.matmul(&w.t()?)?;
-        let mut out = dims;
-        *out.last_mut().expect("rank ≥ 1") = self.config.vocab_size();
-        Ok(logits.reshape(out)?)
+        crate::ops::matmul_last(x, &w.t()?)
     }
 
     /// Every tensor under its HF name, scalers as `{attention_prefix}.scaler.{q,k,v,o}.{a,b}`.

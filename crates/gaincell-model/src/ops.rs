@@ -137,6 +137,16 @@ impl CustomOp2 for GeluBackward {
     }
 }
 
+/// `x · w` over the last dimension of `x` `[…, in]`, `w` `[in, out]` (or a transposed view): `[…, out]`.
+pub fn matmul_last(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let mut dims = x.dims().to_vec();
+    let inner = *dims.last().expect("rank ≥ 1");
+    let rows: usize = dims[..dims.len() - 1].iter().product();
+    let y = x.reshape((rows, inner))?.matmul(w)?;
+    *dims.last_mut().expect("rank ≥ 1") = w.dim(1)?;
+    Ok(y.reshape(dims)?)
+}
+
 /// GPT-2's GELU on an f32 tensor, one fused pass (with backward).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     Ok(x.contiguous()?.apply_op1(Gelu)?)
