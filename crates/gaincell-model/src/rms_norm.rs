@@ -129,20 +129,8 @@ impl CustomOp2 for RmsNormGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::tests::max_diff;
     use candle_core::{Device, Var};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     #[test]
     fn rms_norm_and_its_gradients_match_candle_nn_composed_ops() {

@@ -1,9 +1,12 @@
 //! Known answers from HuggingFace transformers: a random tiny GPT-2 saved by scripts/make_gpt2_fixture.py, and
 //! the logits HF computed for a fixed input. Our loader and forward must reproduce them.
 
+mod common;
+
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
+use common::max_abs_diff;
 use gaincell_chip::ChipConfig;
 use gaincell_model::{checkpoint, Decoder, Model};
 
@@ -19,19 +22,6 @@ fn reference() -> (Tensor, Tensor) {
             .unwrap();
     let ids = t["input_ids"].to_dtype(candle_core::DType::U32).unwrap();
     (ids, t["logits"].clone())
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
 }
 
 fn software() -> ChipConfig {

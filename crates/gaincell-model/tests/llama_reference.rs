@@ -3,9 +3,12 @@
 //! with a native sliding window and a tied head; the incremental and prefix forms against the parallel one on
 //! softmax and gain-cell chips; our checkpoints round-tripping; and bad configs refused.
 
+mod common;
+
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
+use common::max_abs_diff;
 use gaincell_chip::ChipConfig;
 use gaincell_model::{checkpoint, Decoder, Model, ModelConfig};
 
@@ -21,20 +24,6 @@ fn reference(name: &str) -> (Tensor, Tensor, Tensor) {
             .unwrap();
     let ids = t["input_ids"].to_dtype(candle_core::DType::U32).unwrap();
     (ids, t["logits"].clone(), t["logits_incremental"].clone())
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 fn software() -> ChipConfig {

@@ -3,9 +3,12 @@
 //! transformers' within 1e-4 (from the .bin and from the converted folder), greedy decoding continues as HF's
 //! `generate` does, and from BOS alone it tells the story llama2.c's `run` prints.
 
+mod common;
+
 use std::path::PathBuf;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
+use common::max_abs_diff;
 use gaincell_model::{checkpoint, Decoder, Model, Sampler, Tokenizer};
 use sha2::{Digest, Sha256};
 
@@ -24,19 +27,6 @@ fn shared_model() -> Option<PathBuf> {
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stories260k-hf")
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]

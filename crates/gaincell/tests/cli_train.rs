@@ -110,6 +110,38 @@ grad_clip = 1.0
     path
 }
 
+/// Start `gaincell train --config config` and SIGKILL it once `metrics` has `lines` lines, while it still runs.
+fn train_killed_after(config: &Path, metrics: &Path, lines: usize) {
+    let mut child = bin()
+        .args(["train", "--config", config.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let logged = std::fs::read_to_string(metrics)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if logged >= lines {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running when killed"
+    );
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+}
+
 /// The step events without their wall-clock rate.
 fn curve(out: &Path) -> Vec<(usize, f64, f64, f64, u64)> {
     read_metrics(out)
@@ -139,35 +171,7 @@ fn sigkill_then_resume_gives_the_uninterrupted_curve_bit_for_bit() {
     ok(gaincell(&["train", "--config", a.to_str().unwrap()]));
 
     // Run b, killed with SIGKILL once it is well under way.
-    let mut child = bin()
-        .args(["train", "--config", b.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let metrics = tmp.path().join("b/metrics.jsonl");
-    loop {
-        let lines = std::fs::read_to_string(&metrics)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        if lines >= 40 {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the run made no progress"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "still running when killed"
-    );
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
+    train_killed_after(&b, &tmp.path().join("b/metrics.jsonl"), 40);
     let before = curve(&tmp.path().join("b"));
     assert!(
         before.len() < steps,
@@ -407,31 +411,7 @@ fn sigkill_then_resume_of_a_distilled_run_gives_the_uninterrupted_curve_bit_for_
     let b = student("b", section);
     ok(gaincell(&["train", "--config", a.to_str().unwrap()]));
 
-    let mut child = bin()
-        .args(["train", "--config", b.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let metrics = tmp.path().join("b/metrics.jsonl");
-    loop {
-        let lines = std::fs::read_to_string(&metrics)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        if lines >= 30 {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the run made no progress"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
+    train_killed_after(&b, &tmp.path().join("b/metrics.jsonl"), 30);
     // Step events with the distillation loss, without the wall-clock rate.
     let distilled = |run: &str| -> Vec<(usize, f64, f64, f64, u64, Option<f64>)> {
         read_metrics(&tmp.path().join(run))
