@@ -5,7 +5,7 @@ Times, on the CPU with the given thread count, one GPT-2 attention layer (B 1, H
   - PyTorch's own scaled_dot_product_attention (causal), the software reference;
   - gain-cell attention as the published PyTorch implementation formulates it (dense T x T matrices, a matmul per
     coefficient c_ij of the 10-term cell polynomial, decay matrix powers, tiles as a reshape), re-implemented here
-    from the algorithm's description (SPEC.md section 2), for the linear and the nonlinear cell.
+    from the algorithm's description (docs/chip-model.md), for the linear and the nonlinear cell.
 Writes a JSON file that `gaincell bench attention --pytorch FILE` prints beside its own figures.
 
 With --check DIR it also saves its q, k, v as .npy and its outputs, so that
@@ -23,7 +23,7 @@ import time
 
 import torch
 
-# The cell polynomial as the reference stores it: c_ij for y^i * V_in^j, V_in = 0.9 (SPEC section 2, step 6).
+# The cell polynomial as the reference stores it: c_ij for y^i * V_in^j, V_in = 0.9 (docs/chip-model.md#cell-curve).
 C = [0.17393044, 0.15653739, 0.14088365, 0.12679529, 5.51975209, 4.96777688, 4.4709992, -1.44776001, -1.30298401,
      46.05483778]
 

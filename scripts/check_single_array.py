@@ -3,7 +3,8 @@
 
 Draws Q in [0, 1] and K, V in [0, 0.9], runs the CLI under the `paper-nonlinear-ideal` chip (no quantisation, no
 leakage) and compares with S = masked sum_d q * f(k - 0.45), phi = clamp(S / 80, 0, 1),
-out = clamp(phi @ f(V - 0.45) / 40, -1, 1), f the SPEC's cubic.
+out = clamp(phi @ f(V - 0.45) / 40, -1, 1), f the gain cell's cubic
+(docs/chip-model.md#cell-curve).
 
     pip install numpy && python3 scripts/check_single_array.py [path/to/gaincell]
 """

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Measure decode-time attention on an NVIDIA GPU, as SPEC §4 describes, for `gaincell cost --gpu FILE`.
+"""Measure decode-time attention on an NVIDIA GPU as the paper did, for `gaincell cost --gpu FILE`.
+
+The paper's measurements and how `gaincell cost` compares with them: docs/cost-model.md#gpu-baselines.
 
 Workload (the paper's GPU baseline): one layer's attention while decoding token by token with a KV cache, batch 64,
 12 heads x 64 dims, a 1,024-slot cache. Every step writes the new k and v into the next cache slot (a ring buffer,
@@ -16,7 +18,7 @@ Run it on the machine with the GPU (needs PyTorch with CUDA, and pynvml: `pip in
     gaincell cost --gpu data/gpu/<gpu-name>.json
 
 Options change the workload (--batch, --heads, --head-dim, --tokens), the kernel (--kernel sdpa, PyTorch's
-scaled_dot_product_attention as SPEC §4 says; --kernel matmul, the reference implementation's two matmuls without
+scaled_dot_product_attention as the paper did; --kernel matmul, the reference implementation's two matmuls without
 softmax) and the precision (--dtype; the paper used float32). The file records the GPU model, driver, CUDA, PyTorch
 and the date, so a committed measurement carries its provenance.
 """
@@ -43,7 +45,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--head-dim", type=int, default=64, help="dims per head (64)")
     p.add_argument("--tokens", type=int, default=1024, help="KV-cache slots = steps per pass (1024)")
     p.add_argument("--kernel", choices=["sdpa", "matmul"], default="sdpa",
-                   help="sdpa: torch scaled_dot_product_attention (SPEC §4); matmul: q·kᵀ then ·v, no softmax "
+                   help="sdpa: torch scaled_dot_product_attention (the paper's); matmul: q·kᵀ then ·v, no softmax "
                         "(the reference implementation)")
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     p.add_argument("--passes", type=int, default=10, help="timed passes of --tokens steps (10)")

@@ -1,4 +1,4 @@
-//! The backward pass of gain-cell attention for training (SPEC §2, "surrogate gradients").
+//! The backward pass of gain-cell attention for training (docs/surrogate-gradient.md).
 //!
 //! Every gain-cell chip trains with the gradient of its *linear* counterpart: the cell curve replaced by
 //! `f(y) = slope·y` (slope 19.3), the HardSigmoid mask taken from the linear scores, the output clamp mask from the

@@ -1,12 +1,14 @@
 //! Attention kernels for gaincell: what a head computes, on the CPU, in f32, on all cores.
 //!
 //! - [`softmax`]: the software reference (full causal or causal sliding window), blocked with an online softmax.
-//! - [`gain_cell`]: the analog gain-cell attention of SPEC §2 in *parallel form* (a whole sequence at once), with
-//!   exact per-sub-tile readout, leakage by age and the window's ring-buffer wrap.
+//! - [`gain_cell`]: the analog gain-cell attention of docs/chip-model.md in *parallel form* (a whole sequence at
+//!   once), with exact per-sub-tile readout, leakage by age and the window's ring-buffer wrap.
 //! - [`KvArray`]: the same attention in *incremental form*: one pair of arrays per head, written one column per
 //!   token, answering one query at a time (generation).
-//! - [`backward`]: the training gradient of the gain-cell attention (the linear surrogate of SPEC §2).
-//! - [`reference`]: slow, obviously-correct f64 loops that transcribe the spec, used by the tests.
+//! - [`backward`]: the training gradient of the gain-cell attention (the linear surrogate of
+//!   docs/surrogate-gradient.md).
+//! - [`reference`]: slow, obviously-correct f64 loops that transcribe docs/chip-model.md, used by the tests;
+//!   docs/forms.md says why the two forms agree.
 //!
 //! Kernels take physical quantities (after the per-head affine scaling), never read files and never print.
 

@@ -1,4 +1,4 @@
-//! Slow, obviously-correct transcriptions of the spec in f64, one loop per formula. Tests compare the fast
+//! Slow, obviously-correct transcriptions of docs/chip-model.md in f64, one loop per formula. Tests compare the fast
 //! kernels against these; nothing else should call them (they are O(T²·D) with no blocking and one thread).
 
 use gaincell_chip::ChipConfig;
@@ -18,7 +18,7 @@ pub struct Reference {
     pub margin: Vec<f64>,
 }
 
-/// SPEC §2 steps 2–10 (no affine scaling), literally.
+/// docs/chip-model.md from clamp and quantise to the digital sum (no affine scaling), literally.
 pub fn gain_cell(chip: &ChipConfig, shape: Shape, q: &[f32], k: &[f32], v: &[f32]) -> Reference {
     let Shape {
         heads,

@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 const NO_QUANT: &str = "[query]\nquantize = false\n[key]\nquantize = false\n[value]\nquantize = false\n[output]\nquantize = false";
 
 /// Σ_td w_td · out_td of the linear hardware attention without quantisation, in f64 throughout (the library's
-/// reference rounds its outputs to f32, too coarse for difference quotients): SPEC §2 steps 2 and 4–10.
+/// reference rounds its outputs to f32, too coarse for difference quotients): docs/surrogate-gradient.md#the-formulas.
 fn loss(chip: &ChipConfig, shape: Shape, q: &[f32], k: &[f32], v: &[f32], w: &[f64]) -> f64 {
     let Shape { heads, t: n, d } = shape;
     let slope = chip.cell.linear_slope();

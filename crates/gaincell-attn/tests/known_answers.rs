@@ -1,4 +1,4 @@
-//! Known answers, worked out by hand from SPEC §2, for one head of 2 tokens × 4 dims on every preset.
+//! Known answers, worked out by hand from docs/chip-model.md, for one head of 2 tokens × 4 dims on every preset.
 //!
 //! Nothing here calls the library to compute an expected value (no `Quantizer`, no `CellCurve::eval`, no
 //! `reference`): every number is plain arithmetic in this file, and each is also checked against a literal
@@ -66,7 +66,7 @@ fn lin(y: f64) -> f64 {
     19.3 * y
 }
 
-/// The gain cell's cubic from SPEC §2 step 6, transcribed here rather than taken from the library.
+/// The gain cell's cubic (docs/chip-model.md#cell-curve), transcribed here rather than taken from the library.
 fn cubic(y: f64) -> f64 {
     0.52136 + 13.6123 * y - 2.62045 * y * y + 46.0548 * y * y * y
 }

@@ -12,7 +12,7 @@ use crate::{merge, presets, CellCurve, ChipError, CostParams, Quantizer};
 pub enum AttentionKind {
     /// Ordinary softmax attention (the software model); only `geometry.window` applies.
     Softmax,
-    /// Analog gain-cell attention (SPEC §2).
+    /// Analog gain-cell attention (docs/chip-model.md).
     GainCell,
 }
 
@@ -154,7 +154,7 @@ impl Leakage {
     }
 }
 
-/// Initial value of one per-head affine scaler x' = a·x + b (SPEC §2 step 1).
+/// Initial value of one per-head affine scaler x' = a·x + b (docs/chip-model.md#per-head-scalers).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScalerInit {
@@ -172,7 +172,8 @@ pub struct ScalerInits {
     pub o: ScalerInit,
 }
 
-/// The hardware, all of it. Every constant of SPEC §2 is a field; defaults are the paper's.
+/// The hardware, all of it. Every constant of the functional model (docs/chip-model.md) is a field; defaults are the
+/// paper's. docs/chip-toml.md lists every key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChipConfig {

@@ -1,5 +1,6 @@
 //! The `[cost]` section of a chip: the timing, energy and area constants the cost model (`gaincell-cost`) reads,
-//! with the provenance of every paper value (published in SPEC §4, derived from it, or assumed).
+//! with the provenance of every paper value (published by the paper, derived from it, or assumed): see
+//! docs/cost-model.md.
 //!
 //! The paper publishes totals (65 ns per token, 1,120 / 700 / 4,000 / 330 pJ per head per token), not the
 //! constants behind them. Each published total pins exactly one "derived" constant here, calibrated so the paper
@@ -22,7 +23,7 @@ pub struct CostParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CostTiming {
-    /// ns. Width of one PWM level of the query pulses; T_max = (2^query.bits − 1) · step. Published (SPEC §4).
+    /// ns. Width of one PWM level of the query pulses; T_max = (2^query.bits − 1) · step. Published.
     pub pwm_step_ns: f64,
     /// ns. Full-scale width of a φ pulse driving the value array. Assumed (same full scale as the query).
     pub phi_pulse_max_ns: f64,
@@ -30,11 +31,11 @@ pub struct CostTiming {
     pub counter_step_ns: f64,
     /// ns. One level of the digital adder tree that sums the sub-tiles. Assumed.
     pub adder_stage_ns: f64,
-    /// ns. Input and output routing, integrator reset. Derived (calibrated to SPEC §4's 65 ns).
+    /// ns. Input and output routing, integrator reset. Derived (calibrated to the paper's 65 ns).
     pub overhead_ns: f64,
     /// ns. Writing the new k and v column (DAC settling and write pulse). Assumed.
     pub write_ns: f64,
-    /// Whether the write overlaps the MACs of the current step. Published (SPEC §4).
+    /// Whether the write overlaps the MACs of the current step. Published.
     pub pipelined_write: bool,
 }
 
@@ -42,7 +43,7 @@ pub struct CostTiming {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CostEnergy {
-    /// V. Read (input pulse) amplitude on a cell. Published (SPEC §2: the curve is given at 0.9 V).
+    /// V. Read (input pulse) amplitude on a cell. Published (the cell curve is given at 0.9 V).
     pub read_voltage_v: f64,
     /// µA. Mean magnitude of a cell's read current while its pulse is on. Derived (calibrated to 1,120 pJ).
     pub cell_current_ua: f64,
@@ -94,7 +95,7 @@ impl Default for CostParams {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provenance {
-    /// A figure the paper publishes (SPEC §2/§4).
+    /// A figure the paper publishes (docs/cost-model.md#provenance).
     Published,
     /// Computed from published figures (e.g. calibrated so a preset reproduces one).
     Derived,
@@ -248,7 +249,7 @@ impl CostParams {
         };
         vec![
             f("cost.timing.pwm_step_ns", t.pwm_step_ns, "ns", Duration, Published,
-              "SPEC §4: 16 PWM levels give 1 ns steps; T_max = (2^query.bits − 1) × step = 15 ns"),
+              "the paper: 16 PWM levels give 1 ns steps; T_max = (2^query.bits − 1) × step = 15 ns"),
             f("cost.timing.phi_pulse_max_ns", t.phi_pulse_max_ns, "ns", Duration, Assumed,
               "the φ pulses that drive the value array share the query pulses' full scale (15 ns); no separate figure is published"),
             f("cost.timing.counter_step_ns", t.counter_step_ns, "ns", Duration, Assumed,
@@ -256,7 +257,7 @@ impl CostParams {
             f("cost.timing.adder_stage_ns", t.adder_stage_ns, "ns", Duration, Assumed,
               "one ~10-bit addition per level of the adder tree in a 28 nm-class node"),
             f("cost.timing.overhead_ns", t.overhead_ns, "ns", DurationOrZero, Derived,
-              "calibrated so the paper presets take SPEC §4's 65 ns per layer: 65 − 15 (query) − 15 (φ) − 16 (counters) − 4 × 1 (adder tree); input/output routing and integrator reset"),
+              "calibrated so the paper presets take the paper's 65 ns per layer: 65 − 15 (query) − 15 (φ) − 16 (counters) − 4 × 1 (adder tree); input/output routing and integrator reset"),
             f("cost.timing.write_ns", t.write_ns, "ns", DurationOrZero, Assumed,
               "DAC settling plus write pulse for one column; hidden behind the MACs when pipelined"),
             Field {
@@ -265,28 +266,28 @@ impl CostParams {
                 unit: "bool",
                 rule: Flag,
                 provenance: Published,
-                source: "SPEC §4: writing the new k, v column overlaps the MACs of the current step",
+                source: "the paper: writing the new k, v column overlaps the MACs of the current step",
             },
             f("cost.energy.read_voltage_v", e.read_voltage_v, "V", Positive, Published,
-              "SPEC §2: the cell curve is given at 0.9 V input amplitude"),
+              "the paper: the cell curve is given at 0.9 V input amplitude"),
             f("cost.energy.cell_current_ua", e.cell_current_ua, "µA", Positive, Derived,
-              "calibrated so the Φ(Q·Kᵀ) arrays take SPEC §4's 1,120 pJ/head/token: (1120 − 1024 columns × 0.1 pJ) / (64 × 1024 MACs × 0.9 V × 0.5 × 15 ns) = 2.30 µA; the cubic cell curve spans ±10.3 µA"),
+              "calibrated so the Φ(Q·Kᵀ) arrays take the paper's 1,120 pJ/head/token: (1120 − 1024 columns × 0.1 pJ) / (64 × 1024 MACs × 0.9 V × 0.5 × 15 ns) = 2.30 µA; the cubic cell curve spans ±10.3 µA"),
             f("cost.energy.query_activity", e.query_activity, "fraction", Fraction, Assumed,
               "mean query pulse width as a fraction of T_max: q' spread evenly over [0, 1]"),
             f("cost.energy.phi_activity", e.phi_activity, "fraction", Fraction, Derived,
-              "calibrated so the Φ(S)·V arrays take SPEC §4's 700 pJ/head/token: (700 − 16 × 64 readouts × 0.2 pJ) / (64 × 1024 MACs × 0.9 V × 2.3 µA × 15 ns) = 0.2434"),
+              "calibrated so the Φ(S)·V arrays take the paper's 700 pJ/head/token: (700 − 16 × 64 readouts × 0.2 pJ) / (64 × 1024 MACs × 0.9 V × 2.3 µA × 15 ns) = 0.2434"),
             f("cost.energy.score_c2p_pj", e.score_c2p_pj, "pJ", Energy, Assumed,
               "one charge-to-pulse conversion (integrator and comparator) per key column per token"),
             f("cost.energy.readout_pj", e.readout_pj, "pJ", Energy, Assumed,
               "one signed charge-to-pulse conversion plus 5-bit count per output dim per sub-tile per token"),
             f("cost.energy.dac_pj", e.dac_pj, "pJ", Energy, Derived,
-              "SPEC §4's 330 pJ of DACs per head per token over the 2 × 64 values written (one k and one v column)"),
+              "the paper's 330 pJ of DACs per head per token over the 2 × 64 values written (one k and one v column)"),
             f("cost.energy.adder_pj", e.adder_pj, "pJ", Energy, Assumed,
               "one ~10-bit digital addition in a 28 nm-class node"),
             f("cost.energy.io_pj", e.io_pj, "pJ", Energy, Assumed,
               "moving one value into (q) or out of (o) a head's arrays"),
             f("cost.energy.tile_control_pj", e.tile_control_pj, "pJ", Energy, Derived,
-              "calibrated so digital control and routing take SPEC §4's 4,000 pJ/head/token: (4000 − 15 × 64 adds × 0.05 − 128 values × 1.0) / 16 sub-tiles = 239 pJ"),
+              "calibrated so digital control and routing take the paper's 4,000 pJ/head/token: (4000 − 15 × 64 adds × 0.05 − 128 values × 1.0) / 16 sub-tiles = 239 pJ"),
             f("cost.area.cell_um2", a.cell_um2, "µm²", Area, Assumed,
               "a 2–3-transistor gain cell with storage capacitor sized for analog read current, 28 nm-class CMOS; the reference publishes no area"),
             f("cost.area.score_c2p_um2", a.score_c2p_um2, "µm²", Area, Assumed,

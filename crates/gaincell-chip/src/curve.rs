@@ -1,4 +1,4 @@
-//! The cell's current as a function of its stored weight (SPEC §2 step 6), in every variant the spec names.
+//! The cell's current as a function of its stored weight, in every variant of docs/chip-model.md#cell-curve.
 
 use serde::{Deserialize, Serialize};
 
@@ -66,7 +66,8 @@ fn default_rate() -> f64 {
     3.0
 }
 
-/// The SPEC's gain-cell cubic: 0.52136 + 13.6123·y − 2.62045·y² + 46.0548·y³ (µA, y in volts).
+/// The paper's gain-cell cubic, 0.52136 + 13.6123·y − 2.62045·y² + 46.0548·y³ (µA, y in volts):
+/// docs/chip-model.md#cell-curve.
 pub fn gain_cell_coefficients() -> Vec<f64> {
     vec![0.52136, 13.6123, -2.62045, 46.0548]
 }
@@ -137,7 +138,7 @@ impl CellCurve {
         }
     }
 
-    /// The slope of the linear surrogate used by training's backward pass (SPEC §2, "surrogate gradients").
+    /// The slope of the linear surrogate used by training's backward pass (docs/surrogate-gradient.md).
     pub fn linear_slope(&self) -> f64 {
         match self {
             CellCurve::Linear { slope } => *slope,

@@ -131,7 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn paper_constants_are_the_spec_defaults() {
+    fn paper_constants_are_the_paper_defaults() {
         let c = preset("paper-nonlinear").unwrap();
         assert_eq!(
             (

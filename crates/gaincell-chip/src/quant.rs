@@ -1,4 +1,4 @@
-//! Clamp-and-quantise of a DAC, a pulse-width modulator or a pulse counter (SPEC §2 steps 2–3).
+//! Clamp-and-quantise of a DAC, a pulse-width modulator or a pulse counter (docs/chip-model.md#clamp-and-quantise).
 
 /// A resolved quantiser: clamp to `[min, max]`, then snap to `step · round(x / step)` (round half to even, as
 /// PyTorch and the reference do). The grid is anchored at zero, exactly as the reference writes it, so on a range

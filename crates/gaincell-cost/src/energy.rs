@@ -1,5 +1,5 @@
-//! Energy of one head per token, in the four parts SPEC §4 publishes: Φ(Q·Kᵀ) arrays, Φ(S)·V arrays, digital
-//! control and routing, DACs.
+//! Energy of one head per token, in the four parts the paper publishes: Φ(Q·Kᵀ) arrays, Φ(S)·V arrays, digital
+//! control and routing, DACs (docs/cost-model.md#energy).
 //!
 //! A cell read costs I_cell · V_read · t_pulse, with t_pulse the mean pulse width (activity × full scale); every
 //! other event (conversion, readout, written value, addition, sub-tile control, moved value) costs a fixed energy.

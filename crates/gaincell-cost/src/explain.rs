@@ -20,42 +20,42 @@ pub fn explain(chip: &ChipConfig) -> Vec<ParamInfo> {
             g.head_dim.to_string(),
             paper.geometry.head_dim.to_string(),
             "rows",
-            "SPEC §1–2: a GPT-2 head has 64 dims, one array row each",
+            "the paper: a GPT-2 head has 64 dims, one array row each",
         ),
         row(
             "geometry.window",
             g.window.to_string(),
             paper.geometry.window.to_string(),
             "tokens",
-            "SPEC §1: sliding window W = 1,024, one array column per token",
+            "the paper: sliding window W = 1,024, one array column per token",
         ),
         row(
             "geometry.tile_rows",
             g.tile_rows.to_string(),
             paper.geometry.tile_rows.to_string(),
             "tokens",
-            "SPEC §1–2: sub-tiles of 64 tokens × 64 dims, read out separately and summed digitally",
+            "the paper: sub-tiles of 64 tokens × 64 dims, read out separately and summed digitally",
         ),
         row(
             "geometry.tiling",
             g.tiling.to_string(),
             paper.geometry.tiling.to_string(),
             "bool",
-            "SPEC §2 step 9: the value array is read out per sub-tile",
+            "the paper: the value array is read out per sub-tile",
         ),
         row(
             "query.bits",
             chip.query.bits.to_string(),
             paper.query.bits.to_string(),
             "bits",
-            "SPEC §2 step 3: 16 PWM levels; sets T_max with cost.timing.pwm_step_ns",
+            "the paper: 16 PWM levels; sets T_max with cost.timing.pwm_step_ns",
         ),
         row(
             "output.bits",
             chip.output.bits.to_string(),
             paper.output.bits.to_string(),
             "bits",
-            "SPEC §2 step 3: 32 counter levels on [−1, 1]; sets the counting time",
+            "the paper: 32 counter levels on [−1, 1]; sets the counting time",
         ),
     ];
     let mut lambda = row(
@@ -63,7 +63,7 @@ pub fn explain(chip: &ChipConfig) -> Vec<ParamInfo> {
         chip.lambda().to_string(),
         paper.lambda().to_string(),
         "1/token",
-        "SPEC §2 step 5: λ = 1.6e-4 ≈ 12 layers × 65 ns / 5 ms retention; used for the retention report only",
+        "the paper's λ = 1.6e-4 ≈ 12 layers × 65 ns / 5 ms retention; used for the retention report only",
     );
     lambda.provenance = Provenance::Derived;
     rows.push(lambda);

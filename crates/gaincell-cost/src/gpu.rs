@@ -41,8 +41,8 @@ pub struct GpuBaseline {
     pub energy_per_token_j: f64,
 }
 
-/// The paper's two GPU measurements (SPEC §4), at the unrounded values of the reference implementation's
-/// measurement files (the SPEC rounds them to 22.4 µs / 7.18 mJ and 489 µs / 3.25 mJ).
+/// The paper's two GPU measurements (docs/cost-model.md#gpu-baselines), at the unrounded values of the reference
+/// implementation's measurement files (the paper rounds them to 22.4 µs / 7.18 mJ and 489 µs / 3.25 mJ).
 pub fn published_baselines() -> Vec<GpuBaseline> {
     let workload = GpuWorkload {
         batch: 64,
@@ -53,7 +53,7 @@ pub fn published_baselines() -> Vec<GpuBaseline> {
     vec![
         GpuBaseline {
             name: "RTX 4090".into(),
-            source: "published: SPEC §4 (22.4 µs, 7.18 mJ); unrounded from the reference implementation's \
+            source: "published: the paper (22.4 µs, 7.18 mJ); unrounded from the reference implementation's \
                      tests_divers/nvidia_4090_attention.json; NVML board power sampled after each 1,024-step pass, idle power subtracted, times the pass time"
                 .into(),
             workload: workload.clone(),
@@ -62,7 +62,7 @@ pub fn published_baselines() -> Vec<GpuBaseline> {
         },
         GpuBaseline {
             name: "Jetson Nano".into(),
-            source: "published: SPEC §4 (489 µs, 3.25 mJ); unrounded from the reference implementation's \
+            source: "published: the paper (489 µs, 3.25 mJ); unrounded from the reference implementation's \
                      tests_divers/nvidia_jetson_attention.json; total board power (jtop) sampled after each pass, idle power subtracted"
                 .into(),
             workload,

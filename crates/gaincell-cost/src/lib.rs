@@ -4,7 +4,8 @@
 //! Every figure is built from first-principles terms whose constants are fields of the chip's `[cost]` section
 //! (cell read energy = I_cell · V_read · pulse width per MAC, DAC energy per written value, charge-to-pulse and
 //! counter energy per readout, digital control per sub-tile, input pulse timing, the adder tree over sub-tiles,
-//! area per cell and per periphery block). The paper presets reproduce SPEC §4.
+//! area per cell and per periphery block). The paper presets reproduce the paper's published figures;
+//! docs/cost-model.md explains the model and every constant.
 //!
 //! Pure maths: this crate reads no files and prints nothing. The CLI reads measurement files and model configs
 //! and hands their text here.

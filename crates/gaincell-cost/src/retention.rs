@@ -6,7 +6,7 @@
 use gaincell_chip::ChipConfig;
 use serde::Serialize;
 
-/// Retention of silicon gain cells (SPEC §4; oxide-semiconductor cells hold far longer).
+/// Retention of silicon gain cells (the paper; oxide-semiconductor cells hold far longer): docs/cost-model.md#retention.
 pub const SILICON_RETENTION_S: f64 = 5e-3;
 
 /// What the window and token period ask of the cells' retention.
@@ -15,7 +15,7 @@ pub struct Retention {
     /// Time between two tokens reaching a layer.
     pub token_period_s: f64,
     /// Where the token period comes from: the chip's `leakage.token_period_s`, or layers × layer latency (only
-    /// attention on the critical path, as SPEC §2 derives λ).
+    /// attention on the critical path, as docs/chip-model.md#leakage reads λ).
     pub token_period_source: String,
     /// Time a column holds its value before the ring buffer overwrites it: window × token period.
     pub column_lifetime_s: f64,

@@ -1,4 +1,4 @@
-//! The paper presets against SPEC §4's published figures, each within 2 %.
+//! The paper presets against the paper's published figures (docs/cost-model.md), each within 2 %.
 
 use gaincell_chip::preset;
 use gaincell_cost::{evaluate, published_baselines, CostReport, ModelShape};
@@ -37,7 +37,7 @@ fn latency_is_65_ns_per_token_per_layer() {
 }
 
 #[test]
-fn energy_breakdown_per_head_per_token_matches_spec_4() {
+fn energy_breakdown_per_head_per_token_matches_the_paper() {
     for chip in PAPER_PRESETS {
         let e = gpt2(chip).energy;
         within_2_percent("Φ(Q·Kᵀ) arrays", e.qk_pj, 1120.0);
@@ -67,7 +67,7 @@ fn ratios_against_both_gpus_match_the_published_ones() {
     within_2_percent("Jetson Nano speed-up", nano.speedup, 7521.0);
     within_2_percent("RTX 4090 energy ratio", rtx.energy_ratio, 97_000.0);
     within_2_percent("Jetson Nano energy ratio", nano.energy_ratio, 44_000.0);
-    // The SPEC's rounded GPU figures, compared with the SPEC's own chip figures.
+    // The paper's rounded GPU figures, compared with the paper's own chip figures.
     within_2_percent("RTX 4090 latency", rtx.gpu_latency_s, 22.4e-6);
     within_2_percent("RTX 4090 energy", rtx.gpu_energy_j, 7.18e-3);
     within_2_percent("Jetson latency", nano.gpu_latency_s, 489e-6);
@@ -98,7 +98,7 @@ fn retention_needed_by_a_gpt2_window() {
     assert!((r.column_lifetime_s - 1024.0 * 780e-9).abs() < 1e-12);
     assert_eq!(r.oldest_age_tokens, 1023);
     assert!((r.oldest_decay - (-1.6e-4f64 * 1023.0).exp()).abs() < 1e-12);
-    // SPEC §2: λ = 1.6e-4 stands for ≈ 5 ms retention at this token period.
+    // docs/chip-model.md#leakage: λ = 1.6e-4 stands for ≈ 5 ms retention at this token period.
     let implied = r.implied_retention_s.unwrap();
     assert!((implied - 780e-9 / 1.6e-4).abs() < 1e-12 && (implied / 5e-3 - 1.0).abs() < 0.03);
     assert!((r.silicon_lambda_per_token - 780e-9 / 5e-3).abs() < 1e-12);

@@ -1,5 +1,5 @@
 //! The attention of one layer as the chip computes it, plugged into candle: the kernels of gaincell-attn as
-//! custom ops, and the per-head affine scalers of SPEC §2 step 1.
+//! custom ops, and the per-head affine scalers (docs/chip-model.md#per-head-scalers).
 
 use std::sync::Arc;
 
@@ -63,7 +63,7 @@ impl Attention {
     }
 
     /// Attention of `[B, H, T, D]` q, k, v (physical units for a chip) → `[B, H, T, D]`. Differentiable: softmax
-    /// by its exact gradient, a gain-cell chip by the linear surrogate of SPEC §2.
+    /// by its exact gradient, a gain-cell chip by the linear surrogate (docs/surrogate-gradient.md).
     pub fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
         let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
         Ok(q.apply_op3(&k, &v, KernelOp(self.clone()))?)
@@ -198,7 +198,7 @@ impl Affine {
     }
 }
 
-/// The trainable per-head scalers of one layer (SPEC §2 steps 1 and 10).
+/// The trainable per-head scalers of one layer (docs/chip-model.md#per-head-scalers).
 #[derive(Debug, Clone)]
 pub struct Scalers {
     pub q: Affine,

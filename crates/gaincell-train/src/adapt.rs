@@ -1,6 +1,7 @@
-//! The adaptation algorithm (SPEC §3 step 3): a linear model's weights loaded into the nonlinear model, then, on
-//! one fixed batch and without gradients, every per-head scaler (a, b) of q, k, v and the head output is moved so
-//! that the statistics of the scaled values match the targets recorded while the linear model trained:
+//! The adaptation algorithm (docs/mapping.md#adaptation): a linear model's weights loaded into the nonlinear
+//! model, then, on one fixed batch and without gradients, every per-head scaler (a, b) of q, k, v and the head
+//! output is moved so that the statistics of the scaled values match the targets recorded while the linear model
+//! trained:
 //!
 //! a ← α·a·σ_target/σ_current + (1 − α)·a (skipped when σ_current = 0),
 //! b ← α·(b + μ_target − μ_current) + (1 − α)·b,

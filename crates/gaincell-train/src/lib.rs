@@ -1,4 +1,5 @@
-//! Hardware-aware training of GPT-2 on gain-cell chips (SPEC §2 surrogate gradients, §3 mapping pipeline).
+//! Hardware-aware training of GPT-2 on gain-cell chips (surrogate gradients: docs/surrogate-gradient.md; the
+//! mapping pipeline: docs/mapping.md).
 //!
 //! - [`data`]: text → token shards (memory-mapped), and reproducible random windows;
 //! - [`optim`]: AdamW (decay on matrices only), gradient clipping, warm-up + cosine schedule, saveable moments;

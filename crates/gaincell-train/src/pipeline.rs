@@ -1,4 +1,4 @@
-//! The paper's mapping pipeline as one resumable job (SPEC §3): software pre-training (or a given software
+//! The paper's mapping pipeline as one resumable job (docs/mapping.md): software pre-training (or a given software
 //! checkpoint) → linear fine-tune (recording target statistics) → adaptation → nonlinear fine-tune; beside it the
 //! two shortcuts the paper compares against, with equal budgets: the nonlinear model fine-tuned directly from the
 //! software one (for linear + nonlinear steps), and the nonlinear model trained from scratch.

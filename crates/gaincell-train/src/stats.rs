@@ -1,6 +1,6 @@
-//! Per-head statistics of the scaled q', k', v' and head output o' (SPEC §3 step 2): mean and standard deviation
-//! over batch × tokens × dims, after the affine scaling and before the clamp. Training a linear model keeps them
-//! as exponential moving averages (0.1 new) — the targets the adaptation steers the nonlinear model towards.
+//! Per-head statistics of the scaled q', k', v' and head output o' (docs/mapping.md#statistics): mean and standard
+//! deviation over batch × tokens × dims, after the affine scaling and before the clamp. Training a linear model keeps
+//! them as exponential moving averages (0.1 new) — the targets the adaptation steers the nonlinear model towards.
 
 use candle_core::Tensor;
 use gaincell_model::Site;

@@ -43,7 +43,8 @@ enum Command {
     Data(commands::data::DataCommand),
     /// Train a model on a chip (hardware-aware, surrogate gradients), resumable.
     Train(commands::train::TrainArgs),
-    /// Adapt a linear-chip checkpoint onto the nonlinear cell by matching per-head statistics (SPEC §3).
+    /// Adapt a linear-chip checkpoint onto the nonlinear cell by matching per-head statistics
+    /// (docs/mapping.md#adaptation).
     Adapt(commands::adapt::AdaptArgs),
     /// The mapping pipeline as one resumable job: software → linear → adapt → nonlinear, and the shortcuts.
     Pipeline(commands::pipeline::PipelineArgs),

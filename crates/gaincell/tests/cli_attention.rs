@@ -26,7 +26,8 @@ fn uniform(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
     (0..n).map(|_| rng.gen_range(lo..hi)).collect()
 }
 
-/// The SPEC's cubic, written out here so the test does not lean on the library's curve code.
+/// The paper's cubic (docs/chip-model.md#cell-curve), written out here so the test does not lean on the library's
+/// curve code.
 fn f(y: f64) -> f64 {
     0.52136 + 13.6123 * y - 2.62045 * y * y + 46.0548 * y * y * y
 }

@@ -1,4 +1,5 @@
-//! `gaincell adapt`: the statistics-matching adaptation of a linear checkpoint onto a nonlinear chip (SPEC §3).
+//! `gaincell adapt`: the statistics-matching adaptation of a linear checkpoint onto a nonlinear chip
+//! (docs/mapping.md#adaptation).
 
 use std::path::PathBuf;
 

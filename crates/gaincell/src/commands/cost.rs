@@ -304,7 +304,8 @@ fn explain_text(chip: &ChipConfig) -> String {
     let rows = explain(chip);
     let mut s = format!(
         "Constants the cost model reads from chip {}: value, unit, provenance, source.\n\
-         published = SPEC §2/§4 (the paper); derived = computed from published figures; assumed = ours.\n\n",
+         published = the paper (Leroux et al. 2025); derived = computed from published figures; assumed = ours.\n\
+         docs/cost-model.md in the gaincell repository explains each one.\n\n",
         chip.name
     );
     for r in &rows {

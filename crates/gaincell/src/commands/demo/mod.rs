@@ -53,7 +53,7 @@ pub struct DemoArgs {
     /// Sequences in the adaptation's fixed batch (sampled from the software model).
     #[arg(long, default_value_t = 8)]
     adapt_batch: usize,
-    /// Adaptation iterations at most (SPEC §3: 100).
+    /// Adaptation iterations at most (the paper's 100; docs/mapping.md#adaptation).
     #[arg(long, default_value_t = 100)]
     max_iterations: usize,
     /// The text each variant continues.
@@ -191,8 +191,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let row = (ctx.min(ADAPT_CTX) + 1).min(fam.software.config.n_positions());
     let actx = row - 1;
     println!(
-        "\n── Adaptation (SPEC §3), live: the linear model's weights on the nonlinear cell, scalers matched to the \
-         linear model's statistics on one batch of {} × {actx} sampled tokens",
+        "\n── Adaptation (docs/mapping.md#adaptation), live: the linear model's weights on the nonlinear cell, \
+         scalers matched to the linear model's statistics on one batch of {} × {actx} sampled tokens",
         a.adapt_batch
     );
     let mut batch = Vec::new();
@@ -373,7 +373,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
         &gpt2,
         &baselines,
     )?);
-    println!("\n── Cost of the attention on the chip, per token (SPEC §4 constants; `gaincell cost --explain`)");
+    println!(
+        "\n── Cost of the attention on the chip, per token (the paper's constants; `gaincell cost --explain`, \
+         docs/cost-model.md)"
+    );
     for r in &costs {
         println!(
             "  {} on {} (window {}): latency {} per layer, {} for {} layers; energy {} per token; area {:.2} mm²",

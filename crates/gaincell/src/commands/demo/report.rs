@@ -216,9 +216,10 @@ pub fn markdown(r: &DemoResults) -> String {
 
     let ad = &r.adaptation;
     s += &format!(
-        "## Adaptation, live\n\nSPEC §3 step 3: the linear model's weights on the nonlinear chip; on one fixed batch \
-         ({}), without gradients, each head's scalers (a, b) of q, k, v and the output are moved until the \
-         statistics of the scaled values match the targets, {}. α falls from 1.0 to 0.1 over 50 iterations, ε = \
+        "## Adaptation, live\n\nThe paper's adaptation (docs/mapping.md#adaptation in the gaincell repository): the \
+         linear model's weights on the nonlinear chip; on one fixed batch ({}), without gradients, each head's \
+         scalers (a, b) of q, k, v and the output are moved until the statistics of the scaled values match the \
+         targets, {}. α falls from 1.0 to 0.1 over 50 iterations, ε = \
          1e-4, at most 100 iterations. The linear model's own loss on this batch is {:.4}.\n\n",
         ad.batch, ad.targets, ad.linear_loss
     );
@@ -252,9 +253,10 @@ pub fn markdown(r: &DemoResults) -> String {
         );
     }
 
-    s += "## What the chip costs\n\nThe attention only (SPEC §4 constants; `gaincell cost --explain` lists each \
-          with its source). The GPU figures are the paper's measurements of one GPT-2 attention layer (12 heads, \
-          1,024-token KV cache, batch 64) per token.\n\n";
+    s += "## What the chip costs\n\nThe attention only (the paper's constants; `gaincell cost --explain` lists \
+          each with its source, and docs/cost-model.md in the gaincell repository explains them). The GPU figures \
+          are the paper's measurements of one GPT-2 attention layer (12 heads, 1,024-token KV cache, batch 64) per \
+          token.\n\n";
     s += "| model | chip | window | latency / token, one layer | whole model | energy / token, whole model | area |\n|---|---|--:|--:|--:|--:|--:|\n";
     for c in &r.cost {
         s += &format!(

@@ -93,7 +93,7 @@ pub fn all(out: &Path, rows: &[Row], baselines: &[GpuBaseline]) -> Result<Vec<Pa
     Ok(written)
 }
 
-/// The four published parts of a head's energy per token (SPEC §4).
+/// The four published parts of a head's energy per token (docs/cost-model.md#energy).
 pub(crate) const ENERGY_PARTS: [&str; 4] = [
     "Φ(Q·Kᵀ) arrays",
     "Φ(S)·V arrays",
