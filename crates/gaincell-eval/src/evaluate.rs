@@ -41,6 +41,10 @@ pub struct TaskResult {
     pub scoring: ScoreStats,
     /// Wall time of the whole task: tokenising, scoring, metrics.
     pub seconds: f64,
+    /// Each document's scored requests, in request order (a rolling document is one request): what the
+    /// per-sample log ([`crate::samples`]) is written from.
+    #[serde(skip)]
+    pub per_doc: Vec<Vec<Scored>>,
 }
 
 /// The token sequences of a task's requests.
@@ -130,6 +134,7 @@ pub fn evaluate(
         docs: docs.len(),
         scoring: stats,
         seconds: started.elapsed().as_secs_f64(),
+        per_doc,
     })
 }
 

@@ -10,6 +10,7 @@
 //!   them;
 //! - [`evaluate`]: one task from documents to metrics;
 //! - [`results`]: the harness-shaped JSON, the markdown table, and comparisons;
+//! - [`samples`]: per-sample logs in the shape of the harness's `--log_samples`, and their comparison;
 //! - [`agreement`]: perplexity, KL divergence and top-1 agreement of a chip model against the software model on a
 //!   token stream (sampled from the software model when no text is given).
 //!
@@ -23,6 +24,7 @@ pub mod lm;
 pub mod metrics;
 pub mod request;
 pub mod results;
+pub mod samples;
 pub mod scorer;
 pub mod tasks;
 

@@ -26,6 +26,7 @@ fn result(task: Task, metrics: &[(&'static str, f64, Option<f64>, bool)]) -> Tas
             ..Default::default()
         },
         seconds: 2.5,
+        per_doc: Vec::new(),
     }
 }
 

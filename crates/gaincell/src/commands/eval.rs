@@ -1,6 +1,6 @@
 //! `gaincell eval`: how well a model does on a chip. `ppl`: perplexity and bits per byte of a text file; `tasks`:
 //! the zero-shot benchmark table (lm-evaluation-harness conventions) as a results JSON and a markdown table;
-//! `compare`: results files side by side.
+//! `compare`: results files side by side, or two per-sample logs document by document.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use gaincell_eval::results::{self, Skipped};
+use gaincell_eval::samples;
 use gaincell_eval::{data_dir, evaluate, EvalError, EvalOptions, ScoreOptions, Task};
 use gaincell_model::{perplexity, PplOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,6 +32,12 @@ pub enum EvalCommand {
     Tasks(TasksArgs),
     /// Results files side by side (ours or lm-evaluation-harness's): one column per file, then each file's
     /// difference from the first (in combined standard errors where both have one).
+    ///
+    /// Given two per-sample logs instead (`.jsonl`: `eval tasks --log-samples`, or lm-evaluation-harness's
+    /// `samples_<task>_<date>.jsonl`), matches their documents by doc_id and reports the largest
+    /// |Δ log-likelihood| of each field, the is_greedy flags, request strings, targets and hashes that differ, and
+    /// the documents whose verdict (acc, acc_norm, …) differs. Exit status 1 when a verdict differs or the
+    /// documents do not match (2 for unreadable input).
     Compare(CompareArgs),
 }
 
@@ -66,11 +73,17 @@ pub struct TasksArgs {
     /// Results JSON; the markdown table is written beside it (same name, .md).
     #[arg(long)]
     out: PathBuf,
+    /// Also write each task's per-sample log beside the results, as lm-evaluation-harness's --log_samples:
+    /// `samples_<task>_<results file stem>.jsonl`, one line per document (its requests, each choice's
+    /// [log-likelihood, is_greedy], its metrics).
+    #[arg(long)]
+    log_samples: bool,
 }
 
 #[derive(Args)]
 pub struct CompareArgs {
-    /// Results files (`gaincell eval tasks --out`, or lm-evaluation-harness's results JSON).
+    /// Results files (`gaincell eval tasks --out`, or lm-evaluation-harness's results JSON), or two
+    /// per-sample logs (`.jsonl`).
     #[arg(required = true, num_args = 1..)]
     files: Vec<PathBuf>,
     /// Also write the table (markdown) to this file.
@@ -240,6 +253,7 @@ fn tasks(a: TasksArgs) -> Result<()> {
         bootstrap_iters: a.bootstrap_iters,
     };
     let (mut done, mut skipped, mut original) = (Vec::new(), Vec::new(), BTreeMap::new());
+    let mut logs = Vec::new();
     for task in wanted {
         let mut docs = match task.load(&dir) {
             Ok(d) => d,
@@ -269,6 +283,12 @@ fn tasks(a: TasksArgs) -> Result<()> {
         )
         .with_context(|| task.name())?;
         bar.finish_and_clear();
+        if a.log_samples {
+            let path = samples_path(&a.out, task);
+            let log = samples::to_jsonl(&samples::samples(task, &docs, &r.per_doc));
+            write_atomically(&path, log.as_bytes())?;
+            logs.push(path);
+        }
         let figures: Vec<String> = r
             .metrics
             .iter()
@@ -313,6 +333,7 @@ fn tasks(a: TasksArgs) -> Result<()> {
         "prefix_token": prefix,
         "num_fewshot": 0,
         "threads": rayon::current_num_threads(),
+        "log_samples": a.log_samples,
     });
     let report = results::report(&done, &skipped, &original, config, seconds);
     write(&a.out, &serde_json::to_string_pretty(&report)?)?;
@@ -325,7 +346,28 @@ fn tasks(a: TasksArgs) -> Result<()> {
         a.out.display(),
         md_path.display()
     );
+    for p in &logs {
+        println!("per-sample log: {}", p.display());
+    }
     Ok(())
+}
+
+/// Where `--log-samples` writes a task's log: beside the results file, `samples_<task>_<results stem>.jsonl`
+/// (the harness names it `samples_<task>_<date>.jsonl` beside `results_<date>.json`).
+pub fn samples_path(out: &Path, task: Task) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map_or("results".into(), |s| s.to_string_lossy().into_owned());
+    out.with_file_name(format!("samples_{}_{stem}.jsonl", task.name()))
+}
+
+/// `bytes` to `path` through a temporary file and a rename, creating the folder.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    gaincell_model::checkpoint::write_atomically(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
@@ -335,7 +377,52 @@ fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Whether a file is a per-sample log: named `.jsonl`, or its first line is a JSON object with a `doc_id`.
+fn is_samples_log(p: &Path) -> Result<bool> {
+    if p.extension().is_some_and(|x| x == "jsonl") {
+        return Ok(true);
+    }
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    Ok(serde_json::from_str::<serde_json::Value>(first).is_ok_and(|v| v.get("doc_id").is_some()))
+}
+
+fn compare_samples(a: &CompareArgs) -> Result<()> {
+    let [fa, fb] = &a.files[..] else {
+        bail!(
+            "per-sample logs are compared two at a time: give exactly two .jsonl files (got {})",
+            a.files.len()
+        );
+    };
+    let (sa, sb) = (samples::read(fa)?, samples::read(fb)?);
+    let c = samples::compare(&sa, &sb);
+    let text = c.render(&fa.display().to_string(), &fb.display().to_string());
+    print!("{text}");
+    if let Some(out) = &a.out {
+        write(out, &text)?;
+    }
+    if c.differs() {
+        use std::io::Write as _;
+        println!("the logs differ (see above)");
+        std::io::stdout().flush()?;
+        std::process::exit(1);
+    }
+    println!("the logs agree on every document and verdict");
+    Ok(())
+}
+
 fn compare(a: CompareArgs) -> Result<()> {
+    let logs = a
+        .files
+        .iter()
+        .map(|p| is_samples_log(p))
+        .collect::<Result<Vec<_>>>()?;
+    if logs.iter().all(|&l| l) {
+        return compare_samples(&a);
+    }
+    if logs.iter().any(|&l| l) {
+        bail!("mixed inputs: give either results files (.json) or two per-sample logs (.jsonl), not both");
+    }
     let files = a
         .files
         .iter()
