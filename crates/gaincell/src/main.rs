@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod model_args;
 mod npy;
+mod paths;
 mod plot;
 
 // glibc malloc makes the kernels' large temporaries page-fault on every call; mimalloc keeps them warm.

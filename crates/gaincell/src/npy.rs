@@ -29,5 +29,9 @@ pub fn read_f32(path: &Path) -> Result<ArrayD<f32>> {
 /// Write a float32 array of `shape`.
 pub fn write_f32(path: &Path, shape: &[usize], data: Vec<f32>) -> Result<()> {
     let a = ArrayD::from_shape_vec(IxDyn(shape), data).context("internal: output shape")?;
-    ndarray_npy::write_npy(path, &a).with_context(|| format!("writing {}", path.display()))
+    // Encoded in memory, then written through a temporary name: a full disk leaves no truncated .npy behind.
+    let mut bytes = Vec::new();
+    ndarray_npy::WriteNpyExt::write_npy(&a, &mut bytes).context("internal: encoding .npy")?;
+    gaincell_model::checkpoint::write_atomically(path, &bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -39,6 +39,8 @@ pub struct AdaptArgs {
 }
 
 pub fn run(a: AdaptArgs) -> Result<()> {
+    // The adapted model beside the source checkpoint's optimiser state would resume as neither.
+    crate::paths::refuse_overlap("--out", &a.out, &[("--from", &a.from), ("--data", &a.data)])?;
     let targets = gaincell_train::pipeline::read_statistics(&a.from)?;
     let chip = ChipConfig::load(&a.chip)?;
     let mut model = checkpoint::load(&a.from, Some(chip))?;

@@ -293,8 +293,7 @@ fn attention(a: AttentionBench) -> Result<()> {
             pytorch_source: torch.source,
             rows,
         };
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        crate::paths::write_file(&path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
 }
@@ -431,8 +430,7 @@ fn eval(a: EvalBench) -> Result<()> {
             "speedup": rows[1].requests_per_s / rows[0].requests_per_s,
             "max_abs_loglikelihood_diff": max_diff,
         });
-        std::fs::write(&path, serde_json::to_string_pretty(&out)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        crate::paths::write_file(&path, serde_json::to_string_pretty(&out)?)?;
     }
     Ok(())
 }

@@ -200,8 +200,7 @@ pub fn run(a: PplBench) -> Result<()> {
             pytorch_tokens_per_s: pytorch.as_ref().map(|p| p.0),
             pytorch_source: pytorch.map(|p| p.1),
         };
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        crate::paths::write_file(&path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
 }

@@ -47,8 +47,7 @@ pub fn run(args: CostArgs) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(());
         }
-        Some(p) => std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
-            .with_context(|| format!("cannot write {}", p.display()))?,
+        Some(p) => crate::paths::write_file(p, serde_json::to_string_pretty(&report)? + "\n")?,
         None => {}
     }
     print!("{}", report_text(&report));

@@ -154,6 +154,9 @@ fn generate_data(a: GenerateDataArgs) -> Result<()> {
 }
 
 fn prepare(a: PrepareArgs) -> Result<()> {
+    for input in &a.input {
+        crate::paths::refuse_overlap("--out", &a.out, &[("--input", input)])?;
+    }
     let tok = Tokenizer::load(&a.tokenizer)?;
     let (train, val) = data::split_inputs(&a.input, a.val_fraction)?;
     println!(

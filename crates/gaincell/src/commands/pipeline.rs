@@ -93,7 +93,7 @@ pub fn run(a: PipelineArgs) -> Result<()> {
     }
     let md = markdown(&result);
     println!("{md}");
-    std::fs::write(config.out.join("results.md"), &md)?;
+    crate::paths::write_file(config.out.join("results.md"), &md)?;
     let files = plot_curves(&config.out, &result, config.schedule.linear_steps)?;
     for f in files {
         println!("wrote {}", f.display());

@@ -95,8 +95,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let csv_path = args.out.join("sweep.csv");
     let keys: Vec<String> = varies.iter().map(|v| v.key.clone()).collect();
-    std::fs::write(&csv_path, csv(&keys, &rows))
-        .with_context(|| format!("cannot write {}", csv_path.display()))?;
+    crate::paths::write_file(&csv_path, csv(&keys, &rows))?;
     let mut written = vec![csv_path];
     if !args.no_plots {
         written.extend(plot::all(&args.out, &rows, &baselines)?);

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use gaincell_cost::CostReport;
 use gaincell_eval::agreement::Agreement;
 use gaincell_model::Model;
@@ -130,10 +130,9 @@ pub struct Timings {
 /// Write `results.json` and `report.md` into `out`.
 pub fn write(out: &Path, r: &DemoResults) -> Result<Vec<PathBuf>> {
     let json = out.join("results.json");
-    std::fs::write(&json, serde_json::to_string_pretty(r)? + "\n")
-        .with_context(|| format!("cannot write {}", json.display()))?;
+    crate::paths::write_file(&json, serde_json::to_string_pretty(r)? + "\n")?;
     let md = out.join("report.md");
-    std::fs::write(&md, markdown(r)).with_context(|| format!("cannot write {}", md.display()))?;
+    crate::paths::write_file(&md, markdown(r))?;
     Ok(vec![json, md])
 }
 

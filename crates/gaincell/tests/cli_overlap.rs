@@ -1,0 +1,119 @@
+//! Outputs that are, contain or lie inside an input are refused before anything is written: one line, exit 2,
+//! every input file unchanged byte for byte.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::fails_with;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    files
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gaincell-overlap-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn adapt_refuses_to_write_over_or_inside_its_checkpoint() {
+    let d = scratch("adapt");
+    let model = d.join("linear");
+    copy_dir(&repo().join("models/stories260k/linear"), &model);
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let before = snapshot(&d);
+    let m = model.to_str().unwrap();
+    let inside = model.join("adapted");
+    for (out, relation) in [
+        (m, "is the input --from"),
+        (inside.to_str().unwrap(), "lies inside the input --from"),
+    ] {
+        fails_with(
+            &[
+                "adapt",
+                "--from",
+                m,
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                out,
+            ],
+            relation,
+        );
+    }
+    // A folder that contains the data is refused too.
+    fails_with(
+        &[
+            "adapt",
+            "--from",
+            m,
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            d.join("data/..").to_str().unwrap(),
+        ],
+        "contains the input --from",
+    );
+    assert_eq!(
+        before,
+        snapshot(&d),
+        "no input file changed, nothing written"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn data_prepare_refuses_an_output_inside_its_input() {
+    let d = scratch("prepare");
+    let text = d.join("text");
+    std::fs::create_dir_all(&text).unwrap();
+    std::fs::write(text.join("a.txt"), "Once upon a time there was a test.\n").unwrap();
+    let before = snapshot(&d);
+    fails_with(
+        &[
+            "data",
+            "prepare",
+            "--tokenizer",
+            "gpt2",
+            "--input",
+            text.to_str().unwrap(),
+            "--out",
+            text.join("shards").to_str().unwrap(),
+        ],
+        "lies inside the input --input",
+    );
+    assert_eq!(before, snapshot(&d));
+    std::fs::remove_dir_all(&d).unwrap();
+}
