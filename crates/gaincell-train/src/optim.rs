@@ -45,6 +45,39 @@ impl Default for AdamWConfig {
 }
 
 impl AdamWConfig {
+    /// Refuse settings AdamW cannot run with; `section` names the TOML table in the message (`[optim]`).
+    pub fn validate(&self, section: &str) -> Result<()> {
+        let bad = |what: &str, v: f64| {
+            Err(TrainError::Input(format!(
+                "{section}: {what} (got {v}); fix it in the config"
+            )))
+        };
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr must be a positive number", self.lr);
+        }
+        if !(self.min_lr.is_finite() && self.min_lr >= 0.0 && self.min_lr <= self.lr) {
+            return bad("min_lr must be in [0, lr]", self.min_lr);
+        }
+        for (name, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return bad(&format!("{name} must be in [0, 1)"), b);
+            }
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return bad("eps must be a positive number", self.eps);
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight_decay must be ≥ 0", self.weight_decay);
+        }
+        if !(self.grad_clip.is_finite() && self.grad_clip >= 0.0) {
+            return bad(
+                "grad_clip must be ≥ 0 (0 turns clipping off)",
+                self.grad_clip,
+            );
+        }
+        Ok(())
+    }
+
     /// Learning rate at `step` (0-based): linear warm-up from lr/warmup to lr, then cosine to `min_lr`.
     pub fn lr_at(&self, step: usize) -> f64 {
         if step < self.warmup_steps {

@@ -188,6 +188,10 @@ impl PipelineConfig {
             distill::check_weight_and_temperature(d.weight, d.temperature)
                 .map_err(|e| TrainError::Input(format!("{}: {e}", path.display())))?;
         }
+        for (section, o) in [("[optim]", &c.optim), ("[finetune]", &c.finetune)] {
+            o.validate(section)
+                .map_err(|e| TrainError::Input(format!("{}: {e}", path.display())))?;
+        }
         Ok(c)
     }
 

@@ -219,6 +219,7 @@ impl RunConfig {
                 t.steps, t.batch, t.grad_accum, t.ctx
             )));
         }
+        self.optim.validate("[optim]")?;
         if let Some(d) = &self.distill {
             d.validate()?;
         }

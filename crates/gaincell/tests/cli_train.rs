@@ -298,6 +298,15 @@ fn a_llama_trains_from_scratch_on_a_linear_chip_then_adapts_onto_the_nonlinear_c
     );
 }
 
+/// A run config whose `[optim]` has the given `lr` and `beta2` lines (checked before the data is opened).
+fn bad_optim(lr: &str, beta2: &str) -> String {
+    format!(
+        "chip = \"software\"\n[model]\n[data]\ndir = \"d\"\n[train]\nout = \"o\"\nsteps = 1\nbatch = 1\nctx = 8\n\
+         [optim]\n{lr}\nmin_lr = 0.0\nwarmup_steps = 0\ndecay_steps = 1\nbeta1 = 0.9\n{beta2}\neps = 1e-8\n\
+         weight_decay = 0.0\ngrad_clip = 1.0\n"
+    )
+}
+
 #[test]
 fn bad_configs_and_data_are_one_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
@@ -306,6 +315,8 @@ fn bad_configs_and_data_are_one_clear_error() {
         ("chip = \"software\"\n[model]\n[data]\ndir = \"nowhere\"\n[train]\nout = \"o\"\nsteps = 1\nbatch = 1\nctx = 8\n", "not a prepared data folder"),
         ("chip = \"software\"\n[model]\nn_layers = 3\n", "n_layers"),
         ("chip = \"no-such-chip\"\n[model]\n[data]\ndir = \"d\"\n[train]\nout = \"o\"\nsteps = 1\nbatch = 1\nctx = 8\n", "no-such-chip"),
+        (&bad_optim("lr = -1.0", "beta2 = 0.95"), "[optim]: lr must be a positive number (got -1)"),
+        (&bad_optim("lr = 1e-3", "beta2 = 1.0"), "[optim]: beta2 must be in [0, 1) (got 1)"),
     ] {
         std::fs::write(&cfg, text).unwrap();
         let out = gaincell(&["train", "--config", cfg.to_str().unwrap()]);
