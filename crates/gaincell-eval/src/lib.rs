@@ -33,4 +33,4 @@ pub use evaluate::{evaluate, EvalOptions, MetricValue, TaskResult};
 pub use lm::{Group, LogProbModel, TokenScore};
 pub use request::{Encoder, Request, TokenSeq};
 pub use scorer::{score_requests, ScoreOptions, ScoreStats, Scored};
-pub use tasks::{data_dir, Doc, Task};
+pub use tasks::{data_dir, default_data_dir, Doc, Task};

@@ -82,10 +82,18 @@ fn stories260k_converts_to_hf_and_back_and_generates_llama2cs_story() {
 #[test]
 fn stories260k_perplexity_on_tinystories_and_the_cost_of_its_chip() {
     let Some(bin) = stories260k() else { return };
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/eval/tinystories/tinystories_val_head.txt");
+    let data = std::env::var_os("GAINCELL_DATA")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/eval")
+        })
+        .join("tinystories/tinystories_val_head.txt");
     if !data.is_file() {
-        eprintln!("skipped: {} not found", data.display());
+        eprintln!(
+            "SKIPPED: {} not found (set GAINCELL_DATA to the shared data's eval folder)",
+            data.display()
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

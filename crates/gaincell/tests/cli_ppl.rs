@@ -22,14 +22,19 @@ fn fixture_model() -> PathBuf {
     workspace().join("crates/gaincell-model/tests/fixtures/tiny-gpt2")
 }
 
-/// ../shared/data/eval/wikitext-2-raw beside the repository, or None with a message saying the test is skipped.
+/// The shared data's wikitext-2-raw folder (`$GAINCELL_DATA`, else ../shared/data/eval beside the repository), or
+/// None with a message saying the test is skipped.
 fn wikitext() -> Option<PathBuf> {
-    let dir = workspace().join("../shared/data/eval/wikitext-2-raw");
+    let dir = std::env::var_os("GAINCELL_DATA")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("../shared/data/eval"))
+        .join("wikitext-2-raw");
     if dir.join("wiki.test.raw").exists() && dir.join("wiki.valid.raw").exists() {
         Some(dir)
     } else {
         eprintln!(
-            "SKIPPED: {} not found (the shared data folder sits beside the repository on dev machines and in CI)",
+            "SKIPPED: {} not found (set GAINCELL_DATA to the shared data's eval folder; CI does)",
             dir.display()
         );
         None

@@ -172,13 +172,18 @@ impl Doc {
     }
 }
 
-/// Where task data is read from: `--data-dir`, else `$GAINCELL_DATA`, else `../shared/data/eval`. A folder that
-/// holds an `eval` folder (the shared data folder itself) stands for that `eval` folder.
+/// Where task data is read from: `--data-dir`, else `$GAINCELL_DATA`, else the user's cache folder
+/// ([`default_data_dir`], where `gaincell eval download` puts it). A folder that holds an `eval` folder (a shared
+/// data folder) stands for that `eval` folder.
 pub fn data_dir(flag: Option<&Path>) -> PathBuf {
     let dir = flag
         .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("GAINCELL_DATA").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("../shared/data/eval"));
+        .or_else(|| {
+            std::env::var_os("GAINCELL_DATA")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(default_data_dir);
     let has_tasks = ["lambada", "hellaswag", "piqa", "wikitext-2-raw"]
         .iter()
         .any(|t| dir.join(t).is_dir());
@@ -187,6 +192,25 @@ pub fn data_dir(flag: Option<&Path>) -> PathBuf {
     } else {
         dir
     }
+}
+
+/// The user's cache folder for task data: `$XDG_CACHE_HOME/gaincell/eval`, else `~/.cache/gaincell/eval`
+/// (`%LOCALAPPDATA%\gaincell\eval` on Windows), else `gaincell-data/eval` under the current folder.
+pub fn default_data_dir() -> PathBuf {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let cache = if cfg!(windows) {
+        var("LOCALAPPDATA")
+    } else {
+        var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))
+    };
+    cache
+        .unwrap_or_else(|| PathBuf::from("gaincell-data"))
+        .join("gaincell")
+        .join("eval")
 }
 
 /// The first of `candidates` (relative to `dir`) that exists, or the missing-data error naming the first.

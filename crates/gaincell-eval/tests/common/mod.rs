@@ -63,15 +63,19 @@ impl LogProbModel for Repeat {
     }
 }
 
-/// The shared data's eval folder (`../shared/data/eval` beside the workspace), if it is there.
+/// The shared data's eval folder: `$GAINCELL_DATA` (`.ci/run` sets it), else `../shared/data/eval` beside the
+/// workspace, if it is there; None with a message saying the test is skipped otherwise.
 pub fn shared_eval() -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = root.ancestors().nth(2)?.join("../shared/data/eval");
+    let dir = std::env::var_os("GAINCELL_DATA")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| Some(root.ancestors().nth(2)?.join("../shared/data/eval")))?;
     if dir.is_dir() {
         Some(dir)
     } else {
         eprintln!(
-            "skipped: {} is absent (the shared data sits beside the repository in CI)",
+            "SKIPPED: {} is absent (set GAINCELL_DATA to the shared data's eval folder; CI does)",
             dir.display()
         );
         None

@@ -14,6 +14,7 @@ use gaincell_eval::{data_dir, evaluate, EvalError, EvalOptions, ScoreOptions, Ta
 use gaincell_model::{perplexity, PplOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::download;
 use crate::model_args::{Loaded, ModelArgs};
 
 #[derive(Subcommand)]
@@ -24,12 +25,19 @@ pub enum EvalCommand {
     /// Zero-shot tasks as lm-evaluation-harness scores them (wikitext, lambada_openai, hellaswag, piqa, arc_easy,
     /// arc_challenge, winogrande): a results JSON in the harness's shape and a markdown table beside it.
     ///
-    /// Data is read from --data-dir, else $GAINCELL_DATA, else ../shared/data/eval: wikitext-2-raw/wiki.test.raw,
+    /// Data is read from --data-dir, else $GAINCELL_DATA, else ~/.cache/gaincell/eval (`$XDG_CACHE_HOME/gaincell/eval`;
+    /// `gaincell eval download` fills it, or --download here): wikitext-2-raw/wiki.test.raw,
     /// lambada/lambada_test.jsonl, hellaswag/hellaswag_val.jsonl (original) or hellaswag_val_full.txt,
     /// piqa/valid.jsonl + valid-labels.lst, arc-easy/arc_easy.jsonl and arc-challenge/arc_challenge.jsonl
     /// ({"query", "choices", "gold"} lines, or AI2's ARC-*-Test.jsonl, or HF ai2_arc JSON lines),
     /// winogrande/dev.jsonl. A task whose data is missing is skipped with a note saying where to get it.
     Tasks(TasksArgs),
+    /// Download the tasks' data from the HuggingFace Hub (the datasets lm-evaluation-harness reads), verify it
+    /// (pinned SHA-256 where known, item counts, a read by the task's reader) and convert it into the data folder.
+    ///
+    /// HF_ENDPOINT points at another Hub (a mirror); HF_HUB_OFFLINE=1 refuses to download. A file that fails a
+    /// check is refused and nothing of it is written.
+    Download(DownloadArgs),
     /// Results files side by side (ours or lm-evaluation-harness's): one column per file, then each file's
     /// difference from the first (in combined standard errors where both have one).
     ///
@@ -55,6 +63,9 @@ pub struct TasksArgs {
     /// Folder of the task data (see above).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Download the data of tasks that lack it first (as `gaincell eval download`).
+    #[arg(long)]
+    download: bool,
     /// Only the first N documents of each task.
     #[arg(long)]
     limit: Option<usize>,
@@ -78,6 +89,20 @@ pub struct TasksArgs {
     /// [log-likelihood, is_greedy], its metrics).
     #[arg(long)]
     log_samples: bool,
+}
+
+#[derive(Args)]
+pub struct DownloadArgs {
+    /// Tasks, comma-separated (harness names; winogrande is not downloadable).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "wikitext,lambada_openai,hellaswag,piqa,arc_easy,arc_challenge"
+    )]
+    tasks: Vec<String>,
+    /// Folder to put the data in (default: as `eval tasks` reads it).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -117,6 +142,7 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
     match cmd {
         EvalCommand::Ppl(a) => ppl(a),
         EvalCommand::Tasks(a) => tasks(a),
+        EvalCommand::Download(a) => download_cmd(a),
         EvalCommand::Compare(a) => compare(a),
     }
 }
@@ -228,10 +254,55 @@ pub fn request_bar(prefix: &str) -> ProgressBar {
         .with_prefix(prefix.to_string())
 }
 
+fn download_cmd(a: DownloadArgs) -> Result<()> {
+    let wanted = parse_tasks(&a.tasks)?;
+    let dir = data_dir(a.data_dir.as_deref());
+    let written = download::download(&wanted, &dir)?;
+    println!(
+        "{} files in {} ({} tasks)",
+        written.len(),
+        dir.display(),
+        wanted.len()
+    );
+    Ok(())
+}
+
+/// Why a task is skipped when its data is missing: the download command where the Hub answers (`online`), else
+/// the file to place and where.
+fn missing_reason(task: Task, dir: &Path, path: &Path, hint: &str, online: bool) -> String {
+    match download::source(task) {
+        Some(_) if online => {
+            let flag = if dir == gaincell_eval::default_data_dir() {
+                String::new()
+            } else {
+                format!(" --data-dir {}", dir.display())
+            };
+            format!(
+                "no data at {}: run `gaincell eval download --tasks {}{flag}` (or {hint})",
+                path.display(),
+                task.name()
+            )
+        }
+        _ => format!("no data at {}: {hint}", path.display()),
+    }
+}
+
 fn tasks(a: TasksArgs) -> Result<()> {
     let started = Instant::now();
     let wanted = parse_tasks(&a.tasks)?;
     let dir = data_dir(a.data_dir.as_deref());
+    if a.download {
+        let missing: Vec<Task> = wanted
+            .iter()
+            .copied()
+            .filter(|t| download::source(*t).is_some())
+            .filter(|t| matches!(t.load(&dir), Err(EvalError::MissingData { .. })))
+            .collect();
+        if !missing.is_empty() {
+            download::download(&missing, &dir)?;
+        }
+    }
+    let mut online: Option<bool> = None;
     let loaded = a.model.load()?;
     let model = &loaded.model;
     let prefix = prefix_token(&loaded, a.prefix_token)?;
@@ -258,7 +329,8 @@ fn tasks(a: TasksArgs) -> Result<()> {
         let mut docs = match task.load(&dir) {
             Ok(d) => d,
             Err(EvalError::MissingData { path, hint, .. }) => {
-                let reason = format!("no data at {}: {hint}", path.display());
+                let on = *online.get_or_insert_with(download::online);
+                let reason = missing_reason(task, &dir, &path, &hint, on);
                 println!("skipped {}: {reason}", task.name());
                 skipped.push(Skipped { task, reason });
                 continue;

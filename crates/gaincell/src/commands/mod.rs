@@ -10,6 +10,7 @@ pub mod convert;
 pub mod cost;
 pub mod data;
 pub mod demo;
+pub mod download;
 pub mod eval;
 pub mod export;
 pub mod generate;
