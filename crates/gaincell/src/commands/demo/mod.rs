@@ -47,7 +47,8 @@ pub struct DemoArgs {
     /// Tokens of text to evaluate on.
     #[arg(long, default_value_t = 4096)]
     tokens: usize,
-    /// Tokens per evaluation window and per sampled document (default: the model's positions).
+    /// Tokens per evaluation window and per sampled document (default: the model's positions, at most the chips'
+    /// window: the span the chip models are fine-tuned on, so no scored token lies beyond what they learned).
     #[arg(long)]
     ctx: Option<usize>,
     /// Sequences in the adaptation's fixed batch (sampled from the software model).
@@ -100,7 +101,15 @@ pub fn run(a: DemoArgs) -> Result<()> {
         }
         (None, dir) => family::load_family(&dir.clone().unwrap_or_else(family::shipped_dir))?,
     };
-    let ctx = a.ctx.unwrap_or(fam.software.config.n_positions());
+    let ctx = a.ctx.unwrap_or_else(|| {
+        let window = fam
+            .linear
+            .chip
+            .geometry
+            .window
+            .min(fam.nonlinear_chip.geometry.window);
+        fam.software.config.n_positions().min(window.max(2))
+    });
     if ctx < 2 || ctx > fam.software.config.n_positions() {
         bail!(
             "--ctx {ctx}: give 2 to {} (the model's positions)",

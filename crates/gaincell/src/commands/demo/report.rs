@@ -31,6 +31,8 @@ pub struct DemoResults {
 #[derive(Serialize)]
 pub struct ModelsInfo {
     pub source: String,
+    /// The architecture: `llama` or `gpt2`.
+    pub family: String,
     pub n_layer: usize,
     pub n_head: usize,
     pub head_dim: usize,
@@ -61,6 +63,7 @@ impl ModelsInfo {
             .and_then(|t| serde_json::from_str(&t).ok());
         ModelsInfo {
             source: fam.source.clone(),
+            family: c.family().to_string(),
             n_layer: c.n_layer(),
             n_head: c.n_head(),
             head_dim: c.head_dim(),
@@ -145,9 +148,10 @@ pub fn markdown(r: &DemoResults) -> String {
     let m = &r.models;
     let mut s = String::from("# gaincell demo report\n\n");
     s += &format!(
-        "A GPT of {} layers × {} heads × {} dims ({:.1} M parameters, {} positions, a {}-token vocabulary) from \
+        "A {} of {} layers × {} heads × {} dims ({:.1} M parameters, {} positions, a {}-token vocabulary) from \
          `{}`, run as software and on simulated gain-cell chips. Produced by `{}` (gaincell {}, {} threads) in {:.0} \
          s. Everything below is measured in that run; `results.json` holds the same numbers.\n\n",
+        if m.family == "llama" { "Llama" } else { "GPT" },
         m.n_layer,
         m.n_head,
         m.head_dim,
