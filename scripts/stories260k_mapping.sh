@@ -30,6 +30,11 @@ for v in $VARIANTS; do
   done
 done
 
+# The S_sat ablation: the linear stage of seed 1 (distilled) on a chip with S_sat scaled with the head width.
+ABL=runs/stories260k/ablation-linear-ssat10
+grep -q '"step":300' "$ABL/metrics.jsonl" 2>/dev/null ||
+  "$G" train --config configs/ablations/stories260k-linear-ssat10.toml
+
 # ppl JSON of a model (and chip) on both texts: runs/stories260k/eval/NAME-{gen,tiny}.json.
 ev() {
   local name=$1 model=$2 chip=${3:-}
@@ -45,6 +50,7 @@ ev() {
 ev software "$MODEL"
 ev software-on-linear "$MODEL" "$LIN"
 ev software-on-nonlinear "$MODEL" "$NON"
+ev ablation-linear-ssat10 "$ABL/checkpoint" configs/chips/stories260k-linear-ssat10.toml
 for v in $VARIANTS; do
   for s in $SEEDS; do
     r=runs/stories260k/$v-seed$s

@@ -143,6 +143,19 @@ def main():
                   f"distill (mapped) = {dd:+.3f} ± {ds:.3f} | "
                   f"{beats(dd, ds)} |")
     md.append("")
+    abl = {d: ev / f"ablation-linear-ssat10-{d}.json" for d in ("gen", "tiny")}
+    if "distill" in variants and all(f.exists() for f in abl.values()) and 1 in a.seeds:
+        i = a.seeds.index(1)
+        md.append("## Ablation: S_sat scaled with the head width (linear stage, seed 1, distilled, same budget)")
+        md.append("")
+        md.append("| linear chip | gen | tiny |")
+        md.append("|---|--:|--:|")
+        md.append("| S_sat = 80 (the paper's; this study) | "
+                  + " | ".join(f"{R['distill']['linear'][d]['per_seed'][i]:.4f}" for d in ("gen", "tiny")) + " |")
+        md.append("| S_sat = 80 · 8/64 = 10 | " + " | ".join(f"{loss(abl[d]):.4f}" for d in ("gen", "tiny")) + " |")
+        out["ablation_linear_ssat10"] = {d: loss(abl[d]) for d in ("gen", "tiny")}
+        (a.out / "results.json").write_text(json.dumps(out, indent=1))
+        md.append("")
     md.append("## Adaptation trace (Fig. 4c of the paper): loss on the adaptation batch per iteration")
     md.append("")
     for v in variants:
@@ -177,7 +190,8 @@ def plots(out, a):
         for stage, color in (("linear", "C0"), ("nonlinear", "C1"), ("direct", "C2"), ("scratch", "C3")):
             curves = [next(st for st in r["stages"] if st["stage"] == stage)["curve"] for r in out["pipeline"][v]]
             steps = [c[0] for c in curves[0]]
-            offset = 200 if stage == "nonlinear" else 0
+            linear_steps = next(st for st in out["pipeline"][v][0]["stages"] if st["stage"] == "linear")["steps"]
+            offset = linear_steps if stage == "nonlinear" else 0
             ys = list(zip(*[[c[1] for c in cv] for cv in curves]))
             mu = [statistics.fmean(y) for y in ys]
             sd = [statistics.stdev(y) if len(y) > 1 else 0 for y in ys]
@@ -187,7 +201,7 @@ def plots(out, a):
         soft = out["rows"][v]["software"]["gen"]["mean"]
         ax.axhline(soft, color="k", ls="--", lw=1, label="software (gen val)")
         ax.set_title(f"{v}: validation loss on self-generated text (mean ± std, {len(a.seeds)} seeds)")
-        ax.set_xlabel("fine-tuning step (nonlinear after the linear stage's 200)")
+        ax.set_xlabel(f"fine-tuning step (nonlinear after the linear stage's {linear_steps})")
         ax.set_ylabel("loss (nats/token)")
         ax.legend()
     fig.tight_layout()
