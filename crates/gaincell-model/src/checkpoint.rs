@@ -58,16 +58,29 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
         }
         return Ok(p.parent().map(Path::to_path_buf).unwrap_or_default());
     }
-    if spec.contains(std::path::MAIN_SEPARATOR)
-        || spec.starts_with('.')
-        || spec.ends_with(".safetensors")
-        || spec.ends_with(".bin")
-    {
+    if !is_hub_id(spec) {
         return Err(ModelError::Input(format!(
             "model {spec}: no such file or folder"
         )));
     }
     download(spec)
+}
+
+/// Whether `spec` reads as a Hub model id: `name` or `owner/name` (letters, digits, `-`, `_`, `.`; not starting
+/// with `.`), and not a file name (`.bin`, `.safetensors`). Anything else that does not exist is a missing path.
+pub fn is_hub_id(spec: &str) -> bool {
+    let parts: Vec<&str> = spec.split('/').collect();
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('.')
+            && p.len() <= 96
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    parts.len() <= 2
+        && parts.iter().all(|p| part_ok(p))
+        && !spec.ends_with(".safetensors")
+        && !spec.ends_with(".bin")
 }
 
 /// Fetch `config.json`, the weights (`model.safetensors`, or the shards its index lists) and `tokenizer.json`
@@ -484,4 +497,33 @@ pub fn save_as(model: &Model, dir: &Path, extra: serde_json::Value, dtype: DType
     }
     std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(io(&tmp))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_hub_id;
+
+    #[test]
+    fn hub_ids_with_and_without_an_owner_are_recognised_and_paths_are_not() {
+        for id in [
+            "gpt2",
+            "openai-community/gpt2",
+            "karpathy/tinyllamas",
+            "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+        ] {
+            assert!(is_hub_id(id), "{id}");
+        }
+        for path in [
+            "./gpt2",
+            "../models/x",
+            "a/b/c",
+            "/abs/model",
+            "model.bin",
+            "w.safetensors",
+            "owner/",
+            "a b",
+        ] {
+            assert!(!is_hub_id(path), "{path}");
+        }
+    }
 }
