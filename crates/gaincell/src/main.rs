@@ -5,6 +5,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` unless the command's JSON goes to standard output (`--json -`), then `eprintln!`, so that standard
+/// output holds the JSON alone.
+macro_rules! human {
+    ($to_stderr:expr, $($arg:tt)*) => {
+        if $to_stderr {
+            eprintln!($($arg)*)
+        } else {
+            println!($($arg)*)
+        }
+    };
+}
+
 mod commands;
 mod model_args;
 mod npy;

@@ -46,6 +46,15 @@ pub fn write_file(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> Result<()>
     )?)
 }
 
+/// A command's result file: `-` is standard output (as for every `--json`), anything else a file written atomically.
+pub fn write_output(path: &Path, text: impl AsRef<str>) -> Result<()> {
+    if path.as_os_str() == "-" {
+        println!("{}", text.as_ref().trim_end());
+        return Ok(());
+    }
+    write_file(path, text.as_ref())
+}
+
 /// Refuse an output (`flag` names its option, e.g. `--out`) that is, contains or lies inside one of `inputs`.
 pub fn refuse_overlap(flag: &str, out: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
     let o = absolute(out);

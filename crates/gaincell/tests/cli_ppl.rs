@@ -205,3 +205,41 @@ fn empty_or_missing_data_is_one_clear_error() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// `--json -` puts the JSON alone on standard output (the chip line and the result line go to standard error);
+/// no file named `-` is written.
+#[test]
+fn json_dash_is_standard_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = tmp.path().join("story.txt");
+    std::fs::write(
+        &text,
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.\n",
+    )
+    .unwrap();
+    let model = workspace().join("models/stories260k/software");
+    let out = Command::new(env!("CARGO_BIN_EXE_gaincell"))
+        .args(["eval", "ppl", "--model", model.to_str().unwrap()])
+        .args([
+            "--data",
+            text.to_str().unwrap(),
+            "--ctx",
+            "32",
+            "--json",
+            "-",
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let ppl = v["result"]["perplexity"].as_f64().unwrap();
+    assert!(ppl.is_finite() && ppl > 1.0, "{ppl}");
+    assert!(
+        err.contains("perplexity"),
+        "the human line goes to stderr: {err}"
+    );
+    assert!(!tmp.path().join("-").exists(), "no file named -");
+}

@@ -46,7 +46,7 @@ pub struct EvalBench {
     /// Timed runs of each mode, alternating (the median is reported).
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// Also write the results as JSON.
+    /// Also write the results as JSON (`-`: to standard output, the table then goes to standard error).
     #[arg(long)]
     json: Option<PathBuf>,
 }
@@ -69,7 +69,7 @@ pub struct AttentionBench {
         default_value = "paper-linear,paper-nonlinear"
     )]
     chips: Vec<String>,
-    /// Also write the results as JSON.
+    /// Also write the results as JSON (`-`: to standard output, the table then goes to standard error).
     #[arg(long)]
     json: Option<PathBuf>,
     /// PyTorch figures measured on this machine by scripts/bench_pytorch_attention.py (JSON); without it the
@@ -218,6 +218,8 @@ fn gemm_peak() -> f64 {
 }
 
 fn attention(a: AttentionBench) -> Result<()> {
+    // `--json -`: the JSON alone on standard output, the human-readable lines on standard error.
+    let json_on_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
     let d = 64;
     let shape = Shape::new(a.heads, a.tokens, d);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -228,7 +230,7 @@ fn attention(a: AttentionBench) -> Result<()> {
     let threads = rayon::current_num_threads();
     let torch = PytorchFigures::load(a.pytorch.as_ref())?;
     let peak = gemm_peak();
-    println!(
+    human!(json_on_stdout,
         "bench attention: {} sequences × {} tokens × {d} dims, causal, {threads} threads; f32 GEMM peak measured now: {peak:.1} GFLOP/s",
         a.heads, a.tokens
     );
@@ -268,21 +270,33 @@ fn attention(a: AttentionBench) -> Result<()> {
         });
     }
 
-    println!(
+    human!(
+        json_on_stdout,
         "{:<24} {:>10} {:>10} {:>12} {:>9} {:>22}",
-        "kernel", "ms median", "ms min", "vs softmax", "GFLOP/s", "PyTorch ms"
+        "kernel",
+        "ms median",
+        "ms min",
+        "vs softmax",
+        "GFLOP/s",
+        "PyTorch ms"
     );
     for r in &rows {
         let published = r
             .pytorch_ms
             .map(|p| format!("{p:>8.1} ({:.1}× ours)", p / r.ms_median))
             .unwrap_or_else(|| "-".into());
-        println!(
+        human!(
+            json_on_stdout,
             "{:<24} {:>10.2} {:>10.2} {:>11.2}× {:>9.1} {:>22}",
-            r.kernel, r.ms_median, r.ms_min, r.ratio_to_softmax, r.gflops, published
+            r.kernel,
+            r.ms_median,
+            r.ms_min,
+            r.ratio_to_softmax,
+            r.gflops,
+            published
         );
     }
-    println!("(PyTorch figures: {})", torch.source);
+    human!(json_on_stdout, "(PyTorch figures: {})", torch.source);
     if let Some(path) = a.json {
         let report = Report {
             heads: a.heads,
@@ -293,7 +307,7 @@ fn attention(a: AttentionBench) -> Result<()> {
             pytorch_source: torch.source,
             rows,
         };
-        crate::paths::write_file(&path, serde_json::to_string_pretty(&report)?)?;
+        crate::paths::write_output(&path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
 }
@@ -307,6 +321,8 @@ struct EvalRow {
 }
 
 fn eval(a: EvalBench) -> Result<()> {
+    // `--json -`: the JSON alone on standard output, the human-readable lines on standard error.
+    let json_on_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
     use gaincell_eval::evaluate::token_requests;
     use gaincell_eval::{score_requests, ScoreOptions};
 
@@ -325,7 +341,7 @@ fn eval(a: EvalBench) -> Result<()> {
         keys.extend(r.keys.into_iter().map(|k| k.map(|k| k + base)));
         seqs.extend(r.seqs);
     }
-    println!(
+    human!(json_on_stdout,
         "bench eval: {} requests from {} ({} docs each at most), model {} on {}, batch {}, {} threads",
         seqs.len(),
         tasks.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "),
@@ -392,12 +408,19 @@ fn eval(a: EvalBench) -> Result<()> {
         .zip(&scores[1])
         .filter(|(x, y)| x.greedy == y.greedy)
         .count();
-    println!(
+    human!(
+        json_on_stdout,
         "{:<14} {:>9} {:>7} {:>16} {:>10} {:>12}",
-        "mode", "requests", "calls", "tokens computed", "s (median)", "requests/s"
+        "mode",
+        "requests",
+        "calls",
+        "tokens computed",
+        "s (median)",
+        "requests/s"
     );
     for r in &rows {
-        println!(
+        human!(
+            json_on_stdout,
             "{:<14} {:>9} {:>7} {:>16} {:>10.2} {:>12.1}",
             if r.prefix_reuse {
                 "prefix reuse"
@@ -411,7 +434,7 @@ fn eval(a: EvalBench) -> Result<()> {
             r.requests_per_s
         );
     }
-    println!(
+    human!(json_on_stdout,
         "prefix reuse: {:.2}× the requests per second, {:.2}× fewer token positions; largest |Δ log-likelihood| {max_diff:.2e}, greedy flags equal for {greedy_same}/{}",
         rows[1].requests_per_s / rows[0].requests_per_s,
         rows[0].stats.tokens_computed as f64 / rows[1].stats.tokens_computed.max(1) as f64,
@@ -430,7 +453,7 @@ fn eval(a: EvalBench) -> Result<()> {
             "speedup": rows[1].requests_per_s / rows[0].requests_per_s,
             "max_abs_loglikelihood_diff": max_diff,
         });
-        crate::paths::write_file(&path, serde_json::to_string_pretty(&out)?)?;
+        crate::paths::write_output(&path, serde_json::to_string_pretty(&out)?)?;
     }
     Ok(())
 }

@@ -46,7 +46,7 @@ pub struct PplBench {
     /// windows and thread count, and print its figure beside ours.
     #[arg(long)]
     run_pytorch: bool,
-    /// Also write the results as JSON.
+    /// Also write the results as JSON (`-`: to standard output, the table then goes to standard error).
     #[arg(long)]
     json: Option<PathBuf>,
 }
@@ -103,6 +103,8 @@ pub fn bench_shape(name: &str, layers: Option<usize>) -> Result<ModelConfig> {
 }
 
 pub fn run(a: PplBench) -> Result<()> {
+    // `--json -`: the JSON alone on standard output, the human-readable lines on standard error.
+    let json_on_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
     let config = bench_shape(&a.size, a.layers)?;
     // Llama shapes have shorter contexts than GPT-2's 1,024: the default ctx is capped by the model's.
     let ctx = a.ctx.min(config.n_positions());
@@ -142,7 +144,7 @@ pub fn run(a: PplBench) -> Result<()> {
         .collect();
     let scored_per_window = stride;
     let flops = flops_per_scored_token(&config, a.ctx, scored_per_window);
-    println!(
+    human!(json_on_stdout,
         "bench ppl: {} ({} layers, {:.2} M parameters) random weights, ctx {} stride {stride}, {} timed windows, \
          {threads} threads",
         a.size,
@@ -169,23 +171,33 @@ pub fn run(a: PplBench) -> Result<()> {
             perplexity: r.perplexity,
         });
     }
-    println!(
+    human!(
+        json_on_stdout,
         "{:<26} {:>10} {:>16} {:>9} {:>16}",
-        "chip", "tokens/s", "time vs first", "GFLOP/s", "vs PyTorch"
+        "chip",
+        "tokens/s",
+        "time vs first",
+        "GFLOP/s",
+        "vs PyTorch"
     );
     for r in &rows {
         let torch = pytorch
             .as_ref()
             .map(|(p, _)| format!("{:.2}×", r.tokens_per_s / p))
             .unwrap_or_else(|| "-".into());
-        println!(
+        human!(
+            json_on_stdout,
             "{:<26} {:>10.1} {:>15.2}× {:>9.1} {:>16}",
-            r.chip, r.tokens_per_s, r.slowdown_vs_first, r.gflops, torch
+            r.chip,
+            r.tokens_per_s,
+            r.slowdown_vs_first,
+            r.gflops,
+            torch
         );
     }
     match &pytorch {
-        Some((p, source)) => println!("PyTorch + transformers: {p:.1} tokens/s ({source})"),
-        None => println!(
+        Some((p, source)) => human!(json_on_stdout, "PyTorch + transformers: {p:.1} tokens/s ({source})"),
+        None => human!(json_on_stdout,
             "(no PyTorch figure: pass --run-pytorch, or --pytorch FILE written by scripts/bench_pytorch_ppl.py)"
         ),
     }
@@ -200,7 +212,7 @@ pub fn run(a: PplBench) -> Result<()> {
             pytorch_tokens_per_s: pytorch.as_ref().map(|p| p.0),
             pytorch_source: pytorch.map(|p| p.1),
         };
-        crate::paths::write_file(&path, serde_json::to_string_pretty(&report)?)?;
+        crate::paths::write_output(&path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
 }

@@ -133,7 +133,7 @@ pub struct PplArgs {
     /// Score only the first N tokens of the file.
     #[arg(long)]
     max_tokens: Option<usize>,
-    /// Write the result as JSON.
+    /// Write the result as JSON (`-`: to standard output, the other lines then go to standard error).
     #[arg(long)]
     json: Option<PathBuf>,
 }
@@ -148,6 +148,8 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
 }
 
 fn ppl(a: PplArgs) -> Result<()> {
+    // `--json -`: the JSON alone on standard output, the human-readable lines on standard error.
+    let json_on_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
     let loaded;
     let (mut ids, mut bytes) = if a.data.is_dir() {
         // Token shards: the validation split, ids as prepared.
@@ -178,7 +180,7 @@ fn ppl(a: PplArgs) -> Result<()> {
     }
     let ctx = a.ctx.unwrap_or(model.config.n_positions());
     let stride = a.stride.unwrap_or((ctx / 2).max(1));
-    println!("{}", super::chip::summary(&model.chip));
+    human!(json_on_stdout, "{}", super::chip::summary(&model.chip));
     let bar = ProgressBar::new(ids.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} tokens  {per_sec}  ETA {eta}")
             .expect("valid template"),
@@ -191,7 +193,7 @@ fn ppl(a: PplArgs) -> Result<()> {
         &mut |done, _| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
-    println!(
+    human!(json_on_stdout,
         "perplexity {:.4}   bits/byte {:.4}   {} tokens scored ({} bytes)   {:.0} tokens/s   ctx {ctx} stride {stride}",
         r.perplexity, r.bits_per_byte, r.tokens_scored, r.bytes, r.tokens_per_s
     );
@@ -204,8 +206,7 @@ fn ppl(a: PplArgs) -> Result<()> {
             "stride": stride,
             "result": r,
         });
-        std::fs::write(&path, serde_json::to_string_pretty(&out)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        crate::paths::write_output(&path, serde_json::to_string_pretty(&out)?)?;
     }
     Ok(())
 }
