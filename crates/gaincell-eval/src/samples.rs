@@ -60,7 +60,12 @@ pub struct Sample {
 
 /// Hex SHA-256 of a string (`lm_eval.utils.hash_string`).
 pub fn hash_string(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
+    sha256_hex(s.as_bytes())
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
         .iter()
         .fold(String::with_capacity(64), |mut out, b| {
             let _ = write!(out, "{b:02x}");

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 /// `path` made absolute without requiring it to exist: `.` and `..` resolved by name, then the deepest existing
 /// ancestor canonicalised (symlinks resolved) with the rest appended.
@@ -46,9 +46,22 @@ pub fn write_file(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> Result<()>
     )?)
 }
 
+/// [`write_file`], creating the file's folder first when it is missing.
+pub fn write_file_creating_folder(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    write_file(path, bytes)
+}
+
+/// Whether an output option names standard output (`-`).
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
 /// A command's result file: `-` is standard output (as for every `--json`), anything else a file written atomically.
 pub fn write_output(path: &Path, text: impl AsRef<str>) -> Result<()> {
-    if path.as_os_str() == "-" {
+    if is_stdout(path) {
         println!("{}", text.as_ref().trim_end());
         return Ok(());
     }
@@ -85,7 +98,8 @@ mod tests {
 
     #[test]
     fn same_inside_and_containing_are_refused_siblings_are_not() {
-        let dir = std::env::temp_dir().join(format!("gaincell-paths-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(dir.join("model")).unwrap();
         let model = dir.join("model");
         for (out, relation) in [
@@ -98,6 +112,5 @@ mod tests {
             assert!(e.to_string().contains(relation), "{out:?}: {e}");
         }
         refuse_overlap("--out", &dir.join("model2"), &[("--from", &model)]).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -219,7 +219,7 @@ fn gemm_peak() -> f64 {
 
 fn attention(a: AttentionBench) -> Result<()> {
     // `--json -`: the JSON alone on standard output, the human-readable lines on standard error.
-    let json_on_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
+    let json_on_stdout = a.json.as_deref().is_some_and(crate::paths::is_stdout);
     let d = 64;
     let shape = Shape::new(a.heads, a.tokens, d);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -322,7 +322,7 @@ struct EvalRow {
 
 fn eval(a: EvalBench) -> Result<()> {
     // `--json -`: the JSON alone on standard output, the human-readable lines on standard error.
-    let json_on_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
+    let json_on_stdout = a.json.as_deref().is_some_and(crate::paths::is_stdout);
     use gaincell_eval::evaluate::token_requests;
     use gaincell_eval::{score_requests, ScoreOptions};
 

@@ -104,7 +104,7 @@ pub fn bench_shape(name: &str, layers: Option<usize>) -> Result<ModelConfig> {
 
 pub fn run(a: PplBench) -> Result<()> {
     // `--json -`: the JSON alone on standard output, the human-readable lines on standard error.
-    let json_on_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
+    let json_on_stdout = a.json.as_deref().is_some_and(crate::paths::is_stdout);
     let config = bench_shape(&a.size, a.layers)?;
     // Llama shapes have shorter contexts than GPT-2's 1,024: the default ctx is capped by the model's.
     let ctx = a.ctx.min(config.n_positions());

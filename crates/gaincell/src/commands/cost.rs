@@ -43,7 +43,7 @@ pub fn run(args: CostArgs) -> Result<()> {
     let baselines = load_baselines(&args.gpu)?;
     let report = evaluate(&chip, &model, &baselines)?;
     match &args.json {
-        Some(p) if p.as_os_str() == "-" => {
+        Some(p) if crate::paths::is_stdout(p) => {
             println!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(());
         }

@@ -13,13 +13,12 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use gaincell_eval::samples::sha256_hex;
 use gaincell_eval::Task;
-use gaincell_model::checkpoint::write_atomically;
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Repo, RepoType};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// The Hub's address when `HF_ENDPOINT` is unset.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -231,13 +230,6 @@ impl Drop for Scratch {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Downloads, verifies and converts the data of `tasks` into `dir`; returns the files written.
 pub fn download(tasks: &[Task], dir: &Path) -> Result<Vec<PathBuf>> {
     let sources: Vec<&Source> = tasks
@@ -292,7 +284,7 @@ pub fn download(tasks: &[Task], dir: &Path) -> Result<Vec<PathBuf>> {
             )
         })?;
         let bytes = std::fs::read(&local).with_context(|| local.display().to_string())?;
-        let got = hex(&bytes);
+        let got = sha256_hex(&bytes);
         match &want.sha256 {
             Some(h) if *h != got => bail!(
                 "{label}: sha256 {got} does not match the expected {h}; the file was refused and nothing was written"
@@ -302,7 +294,7 @@ pub fn download(tasks: &[Task], dir: &Path) -> Result<Vec<PathBuf>> {
         }
         let files = convert(s, &local, &bytes).with_context(|| label.clone())?;
         if let Some(h) = &want.converted_sha256 {
-            let got = hex(&files[0].1);
+            let got = sha256_hex(&files[0].1);
             if *h != got {
                 bail!(
                     "{label}: the converted {} has sha256 {got}, not the canonical {h}; nothing was written",
@@ -330,8 +322,7 @@ pub fn download(tasks: &[Task], dir: &Path) -> Result<Vec<PathBuf>> {
         }
         for (rel, data) in &files {
             let p = dir.join(rel);
-            std::fs::create_dir_all(p.parent().expect("relative path in a folder"))?;
-            write_atomically(&p, data)?;
+            crate::paths::write_file_creating_folder(&p, data)?;
             println!("  wrote {} ({} bytes)", p.display(), data.len());
             written.push(p);
         }

@@ -149,7 +149,7 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
 
 fn ppl(a: PplArgs) -> Result<()> {
     // `--json -`: the JSON alone on standard output, the human-readable lines on standard error.
-    let json_on_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
+    let json_on_stdout = a.json.as_deref().is_some_and(crate::paths::is_stdout);
     let loaded;
     let (mut ids, mut bytes) = if a.data.is_dir() {
         // Token shards: the validation split, ids as prepared.
@@ -359,7 +359,7 @@ fn tasks(a: TasksArgs) -> Result<()> {
         if a.log_samples {
             let path = samples_path(&a.out, task);
             let log = samples::to_jsonl(&samples::samples(task, &docs, &r.per_doc));
-            write_atomically(&path, log.as_bytes())?;
+            crate::paths::write_file_creating_folder(&path, log)?;
             logs.push(path);
         }
         let figures: Vec<String> = r
@@ -409,10 +409,10 @@ fn tasks(a: TasksArgs) -> Result<()> {
         "log_samples": a.log_samples,
     });
     let report = results::report(&done, &skipped, &original, config, seconds);
-    write(&a.out, &serde_json::to_string_pretty(&report)?)?;
+    crate::paths::write_file_creating_folder(&a.out, serde_json::to_string_pretty(&report)?)?;
     let md = results::markdown(&report);
     let md_path = a.out.with_extension("md");
-    write(&md_path, &md)?;
+    crate::paths::write_file_creating_folder(&md_path, &md)?;
     println!("\n{md}");
     println!(
         "wall time {seconds:.1} s; wrote {} and {}",
@@ -432,22 +432,6 @@ pub fn samples_path(out: &Path, task: Task) -> PathBuf {
         .file_stem()
         .map_or("results".into(), |s| s.to_string_lossy().into_owned());
     out.with_file_name(format!("samples_{}_{stem}.jsonl", task.name()))
-}
-
-/// `bytes` to `path` through a temporary file and a rename, creating the folder.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    gaincell_model::checkpoint::write_atomically(path, bytes)
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Whether a file is a per-sample log: named `.jsonl`, or its first line is a JSON object with a `doc_id`.
@@ -472,7 +456,7 @@ fn compare_samples(a: &CompareArgs) -> Result<()> {
     let text = c.render(&fa.display().to_string(), &fb.display().to_string());
     print!("{text}");
     if let Some(out) = &a.out {
-        write(out, &text)?;
+        crate::paths::write_file_creating_folder(out, &text)?;
     }
     if c.differs() {
         use std::io::Write as _;
@@ -519,7 +503,7 @@ fn compare(a: CompareArgs) -> Result<()> {
     let table = results::compare(&files);
     print!("{table}");
     if let Some(out) = a.out {
-        write(&out, &table)?;
+        crate::paths::write_file_creating_folder(&out, &table)?;
     }
     Ok(())
 }
