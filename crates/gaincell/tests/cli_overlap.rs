@@ -29,13 +29,6 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gaincell-overlap-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -48,17 +41,20 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn adapt_refuses_to_write_over_or_inside_its_checkpoint() {
-    let d = scratch("adapt");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
     let model = d.join("linear");
     copy_dir(&repo().join("models/stories260k/linear"), &model);
     let data = d.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let before = snapshot(&d);
+    let before = snapshot(d);
     let m = model.to_str().unwrap();
     let inside = model.join("adapted");
+    let around = d.join("data/..");
     for (out, relation) in [
         (m, "is the input --from"),
         (inside.to_str().unwrap(), "lies inside the input --from"),
+        (around.to_str().unwrap(), "contains the input --from"),
     ] {
         fails_with(
             &[
@@ -73,34 +69,21 @@ fn adapt_refuses_to_write_over_or_inside_its_checkpoint() {
             relation,
         );
     }
-    // A folder that contains the data is refused too.
-    fails_with(
-        &[
-            "adapt",
-            "--from",
-            m,
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            d.join("data/..").to_str().unwrap(),
-        ],
-        "contains the input --from",
-    );
     assert_eq!(
         before,
-        snapshot(&d),
+        snapshot(d),
         "no input file changed, nothing written"
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
 fn data_prepare_refuses_an_output_inside_its_input() {
-    let d = scratch("prepare");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
     let text = d.join("text");
     std::fs::create_dir_all(&text).unwrap();
     std::fs::write(text.join("a.txt"), "Once upon a time there was a test.\n").unwrap();
-    let before = snapshot(&d);
+    let before = snapshot(d);
     fails_with(
         &[
             "data",
@@ -114,6 +97,5 @@ fn data_prepare_refuses_an_output_inside_its_input() {
         ],
         "lies inside the input --input",
     );
-    assert_eq!(before, snapshot(&d));
-    std::fs::remove_dir_all(&d).unwrap();
+    assert_eq!(before, snapshot(d));
 }
