@@ -280,7 +280,15 @@ pub fn load(path: &Path, chip: Option<ChipConfig>) -> Result<Model> {
         None
     };
     let config = match &sidecar {
-        Some(s) => s.model.clone(),
+        Some(s) => {
+            // Our checkpoints carry config.json too (for HF tools); both must describe the same model.
+            let path = dir.join("config.json");
+            if path.is_file() {
+                let hf = ModelConfig::from_json(&read(&path)?, &path.display().to_string())?;
+                check_same_shape(&s.model, &hf, &sidecar_path, &path)?;
+            }
+            s.model.clone()
+        }
         None => {
             let path = dir.join("config.json");
             if !path.is_file() {
@@ -347,24 +355,62 @@ pub fn load(path: &Path, chip: Option<ChipConfig>) -> Result<Model> {
     assemble(config, chip, tensors, &weights_path)
 }
 
-/// Build a model from tensors by HF name: each one checked for presence and shape, scalers taken when present.
+/// The sidecar's model and config.json's must agree on every size: a folder whose parts disagree was assembled
+/// from two checkpoints, and which one the weights belong to cannot be guessed.
+fn check_same_shape(
+    sidecar: &ModelConfig,
+    hf: &ModelConfig,
+    sidecar_path: &Path,
+    hf_path: &Path,
+) -> Result<()> {
+    let sizes = |c: &ModelConfig| {
+        [
+            ("family", c.family().to_string()),
+            ("layers", c.n_layer().to_string()),
+            ("heads", c.n_head().to_string()),
+            ("key/value heads", c.n_kv_head().to_string()),
+            ("width", c.n_embd().to_string()),
+            ("vocabulary", c.vocab_size().to_string()),
+            ("positions", c.n_positions().to_string()),
+        ]
+    };
+    for ((what, a), (_, b)) in sizes(sidecar).into_iter().zip(sizes(hf)) {
+        if a != b {
+            return Err(checkpoint_err(
+                sidecar_path,
+                format!(
+                    "the sidecar says {what} {a} but {} says {b}: the folder mixes two checkpoints; save it again or remove the stale file",
+                    hf_path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Build a model from tensors by HF name: each one checked for presence and shape, scalers taken when present,
+/// and a tensor the model does not use is an error (weights for more layers than the config has, say).
 fn assemble(
     config: ModelConfig,
     chip: ChipConfig,
     tensors: HashMap<String, Tensor>,
     origin: &Path,
 ) -> Result<Model> {
+    let used = std::cell::RefCell::new(std::collections::HashSet::<String>::new());
+    let take = |name: String| {
+        let t = tensors.get(&name).cloned();
+        used.borrow_mut().insert(name);
+        t
+    };
     let scalers = if tensors.keys().any(|k| k.contains(".scaler.")) {
         let mut v = Vec::new();
         for l in 0..config.n_layer() {
             let s = Scalers::from_named(
                 |n| {
-                    tensors
-                        .get(&format!(
-                            "{}.scaler.{n}",
-                            crate::model::attention_prefix(&config, l)
-                        ))
-                        .cloned()
+                    take(format!(
+                        "{}.scaler.{n}",
+                        crate::model::attention_prefix(&config, l)
+                    ))
                 },
                 config.n_head(),
                 config.n_kv_head(),
@@ -376,10 +422,10 @@ fn assemble(
     } else {
         None
     };
-    Model::assemble(
+    let model = Model::assemble(
         config,
         chip,
-        &mut |name, shape| match tensors.get(name) {
+        &mut |name, shape| match take(name.to_string()) {
             None => Err(checkpoint_err(
                 origin,
                 format!("missing tensor {name} (expected shape {shape:?})"),
@@ -388,10 +434,29 @@ fn assemble(
                 origin,
                 format!("tensor {name} has shape {:?}, expected {shape:?}", t.dims()),
             )),
-            Some(t) => Ok(t.clone()),
+            Some(t) => Ok(t),
         },
         scalers,
-    )
+    )?;
+    let used = used.into_inner();
+    let mut unused: Vec<&String> = tensors.keys().filter(|k| !used.contains(*k)).collect();
+    if !unused.is_empty() {
+        unused.sort();
+        let n = unused.len();
+        let shown: Vec<&str> = unused.iter().take(3).map(|s| s.as_str()).collect();
+        return Err(checkpoint_err(
+            origin,
+            format!(
+                "{n} tensor(s) the model does not use ({}{}): the weights do not match the config ({} layers, {} heads, width {}); check that config.json belongs to these weights",
+                shown.join(", "),
+                if n > 3 { ", …" } else { "" },
+                model.config.n_layer(),
+                model.config.n_head(),
+                model.config.n_embd()
+            ),
+        ));
+    }
+    Ok(model)
 }
 
 /// Copy the tokenizer of the model at `from` (a folder, or a llama2.c `.bin` beside its tokenizer) into the

@@ -286,7 +286,12 @@ fn finished(out: &Path, steps: usize) -> bool {
         == Some(steps as u64)
 }
 
-fn train_stage(name: &str, run: &RunConfig, on: &mut dyn FnMut(Progress)) -> Result<StageResult> {
+fn train_stage(
+    name: &str,
+    run: &RunConfig,
+    allow_config_change: bool,
+    on: &mut dyn FnMut(Progress),
+) -> Result<StageResult> {
     let out = &run.train.out;
     if finished(out, run.train.steps) {
         on(Progress::StageSkipped { stage: name });
@@ -297,7 +302,11 @@ fn train_stage(name: &str, run: &RunConfig, on: &mut dyn FnMut(Progress)) -> Res
             steps: run.train.steps,
             resumed: resume,
         });
-        trainer::train(run, resume, &mut |e| {
+        let options = trainer::TrainOptions {
+            resume,
+            allow_config_change,
+        };
+        trainer::train_with(run, options, &mut |e| {
             on(Progress::Train {
                 stage: name,
                 event: e,
@@ -325,8 +334,18 @@ fn train_stage(name: &str, run: &RunConfig, on: &mut dyn FnMut(Progress)) -> Res
     })
 }
 
-/// Run (or continue) the pipeline.
+/// Run (or continue) the pipeline. A stage that resumes must have the settings its checkpoint was made with.
 pub fn run(c: &PipelineConfig, on: &mut dyn FnMut(Progress)) -> Result<PipelineResult> {
+    run_with(c, false, on)
+}
+
+/// [`run`]; with `allow_config_change`, stages resume even when their settings changed (each change reported
+/// and logged in the stage's `config-changes.jsonl`).
+pub fn run_with(
+    c: &PipelineConfig,
+    allow_config_change: bool,
+    on: &mut dyn FnMut(Progress),
+) -> Result<PipelineResult> {
     let s = &c.schedule;
     std::fs::create_dir_all(&c.out).map_err(|e| TrainError::io(&c.out, e))?;
     let ckpt = |stage: &str| c.out.join(stage).join(trainer::CHECKPOINT);
@@ -344,7 +363,7 @@ pub fn run(c: &PipelineConfig, on: &mut dyn FnMut(Progress)) -> Result<PipelineR
                 &c.optim,
                 None,
             );
-            stages.push(train_stage("software", &run, on)?);
+            stages.push(train_stage("software", &run, allow_config_change, on)?);
             ckpt("software")
         }
     };
@@ -359,7 +378,7 @@ pub fn run(c: &PipelineConfig, on: &mut dyn FnMut(Progress)) -> Result<PipelineR
         &c.finetune,
         distill.clone(),
     );
-    stages.push(train_stage("linear", &run, on)?);
+    stages.push(train_stage("linear", &run, allow_config_change, on)?);
 
     // 3. Adaptation onto the nonlinear cell.
     let nonlinear_chip = chip_from_value(&c.chips.nonlinear)?;
@@ -429,7 +448,7 @@ pub fn run(c: &PipelineConfig, on: &mut dyn FnMut(Progress)) -> Result<PipelineR
         &c.finetune,
         distill.clone(),
     );
-    stages.push(train_stage("nonlinear", &run, on)?);
+    stages.push(train_stage("nonlinear", &run, allow_config_change, on)?);
     // Shortcut 1: nonlinear directly from the software model, for the same fine-tuning budget.
     let run = c.run(
         "direct",
@@ -439,7 +458,7 @@ pub fn run(c: &PipelineConfig, on: &mut dyn FnMut(Progress)) -> Result<PipelineR
         &c.finetune,
         distill.clone(),
     );
-    stages.push(train_stage("direct", &run, on)?);
+    stages.push(train_stage("direct", &run, allow_config_change, on)?);
     // Shortcut 2: nonlinear from scratch, for the mapped path's whole budget.
     let scratch = s
         .scratch_steps
@@ -452,7 +471,7 @@ pub fn run(c: &PipelineConfig, on: &mut dyn FnMut(Progress)) -> Result<PipelineR
         &c.optim,
         distill,
     );
-    stages.push(train_stage("scratch", &run, on)?);
+    stages.push(train_stage("scratch", &run, allow_config_change, on)?);
 
     let result = PipelineResult {
         stages,

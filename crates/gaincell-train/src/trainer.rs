@@ -262,6 +262,11 @@ pub enum Event {
         step: usize,
         val_loss: f64,
     },
+    /// A resume with `allow_config_change` found these settings changed (also in `config-changes.jsonl`).
+    ConfigChanged {
+        step: usize,
+        changes: Vec<String>,
+    },
 }
 
 /// Trainer state saved with each checkpoint.
@@ -319,11 +324,140 @@ pub fn validation_loss(
 }
 
 /// Run (or, with `resume`, continue) the training a config describes. `on_event` sees every step and evaluation.
+/// A resumed run must have the settings the checkpoint was made with (see [`train_with`] to allow changes).
 pub fn train(
     config: &RunConfig,
     resume: bool,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<Outcome> {
+    let options = TrainOptions {
+        resume,
+        allow_config_change: false,
+    };
+    train_with(config, options, on_event)
+}
+
+/// How [`train_with`] treats a checkpoint already in `[train] out`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrainOptions {
+    /// Continue from the checkpoint (without it, a checkpoint in `out` is an error).
+    pub resume: bool,
+    /// Resume even when the settings differ from the checkpoint's (chip, data, optimiser, batch, …): the
+    /// changes are reported as [`Event::ConfigChanged`] and appended to `out/config-changes.jsonl`.
+    pub allow_config_change: bool,
+}
+
+/// The file where resumed runs record the settings they changed.
+pub const CONFIG_CHANGES: &str = "config-changes.jsonl";
+
+/// Every difference between the run a checkpoint was made with and the one resuming it that changes what is
+/// computed, one line each (`[optim] lr: 0.001 → 0.0005`). `steps`, `eval_every` and `checkpoint_every` may
+/// change freely: training longer, or validating more often, computes the same steps.
+pub fn config_changes(
+    old: &RunConfig,
+    new: &RunConfig,
+    old_chip: &ChipConfig,
+    new_chip: &ChipConfig,
+) -> Vec<String> {
+    let mut changes = Vec::new();
+    let as_json = |c: &RunConfig| {
+        let mut v = serde_json::to_value(c).expect("a run config is JSON");
+        let root = v.as_object_mut().expect("object");
+        // Compared below by meaning, not by spelling.
+        root.remove("chip");
+        root.remove("data");
+        root.remove("distill");
+        if let Some(t) = root.get_mut("train").and_then(|t| t.as_object_mut()) {
+            for free in ["out", "steps", "eval_every", "checkpoint_every"] {
+                t.remove(free);
+            }
+        }
+        v
+    };
+    json_diff("", &as_json(old), &as_json(new), &mut changes);
+    if old_chip != new_chip {
+        let as_json = |c: &ChipConfig| serde_json::to_value(c).expect("a chip is JSON");
+        let before = changes.len();
+        json_diff("chip", &as_json(old_chip), &as_json(new_chip), &mut changes);
+        if changes.len() == before {
+            changes.push(format!("chip: {} → {}", old_chip.name, new_chip.name));
+        }
+    }
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if canon(&old.data.dir) != canon(&new.data.dir) {
+        changes.push(format!(
+            "[data] dir: {} → {}",
+            old.data.dir.display(),
+            new.data.dir.display()
+        ));
+    }
+    let same_distill = match (&old.distill, &new.distill) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.same_as(b),
+        _ => false,
+    };
+    if !same_distill {
+        let show = |d: &Option<DistillSpec>| match d {
+            None => "none".to_string(),
+            Some(d) => format!(
+                "teacher {}, weight {}, temperature {}",
+                d.teacher.display(),
+                d.weight,
+                d.temperature
+            ),
+        };
+        changes.push(format!(
+            "[distill]: {} → {}",
+            show(&old.distill),
+            show(&new.distill)
+        ));
+    }
+    changes
+}
+
+/// `path: a → b` for every leaf that differs between two JSON trees (TOML sections shown as `[section] key`).
+fn json_diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = if path.is_empty() {
+                    format!("[{k}]")
+                } else if path.starts_with('[') && !path.contains(' ') {
+                    format!("{path} {k}")
+                } else {
+                    format!("{path}.{k}")
+                };
+                let null = Value::Null;
+                json_diff(
+                    &p,
+                    x.get(k).unwrap_or(&null),
+                    y.get(k).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        _ if a != b => {
+            let show = |v: &Value| match v {
+                Value::Null => "unset".to_string(),
+                v => v.to_string(),
+            };
+            out.push(format!("{path}: {} → {}", show(a), show(b)));
+        }
+        _ => {}
+    }
+}
+
+/// [`train`] with the options of [`TrainOptions`].
+pub fn train_with(
+    config: &RunConfig,
+    options: TrainOptions,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Outcome> {
+    let resume = options.resume;
     config.validate()?;
     let t = &config.train;
     let out = &t.out;
@@ -334,39 +468,40 @@ pub fn train(
 
     let (model, state) = match (&ckpt_dir, resume) {
         (Some(dir), true) => {
+            let state_path = dir.join("state.json");
             let state: State = serde_json::from_str(
-                &std::fs::read_to_string(dir.join("state.json")).map_err(|e| TrainError::io(&dir.join("state.json"), e))?,
+                &std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?,
             )
-            .map_err(|e| TrainError::Input(format!("{}: {e}; the checkpoint is damaged", dir.display())))?;
-            if state.config.train.ctx != t.ctx || state.config.train.batch != t.batch || state.config.train.seed != t.seed {
+            .map_err(|e| TrainError::Input(format!("{}: {e}; the checkpoint is damaged", state_path.display())))?;
+            if t.steps < state.step {
                 return Err(TrainError::Input(format!(
-                    "{}: the checkpoint was made with another batch/ctx/seed; resume with the config that started it",
-                    dir.display()
-                )));
-            }
-            let same_distill = match (&state.config.distill, &config.distill) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a.same_as(b),
-                _ => false,
-            };
-            if !same_distill {
-                let show = |d: &Option<DistillSpec>| match d {
-                    None => "none".to_string(),
-                    Some(d) => format!(
-                        "teacher {}, weight {}, temperature {}",
-                        d.teacher.display(),
-                        d.weight,
-                        d.temperature
-                    ),
-                };
-                return Err(TrainError::Input(format!(
-                    "{}: the checkpoint was made with another [distill] section ({}; this config: {}); resume with the config that started it",
+                    "[train] steps = {} is below the step the checkpoint in {} reached ({}): training cannot go back; set steps ≥ {} to continue, or choose another [train] out",
+                    t.steps,
                     dir.display(),
-                    show(&state.config.distill),
-                    show(&config.distill)
+                    state.step,
+                    state.step
                 )));
             }
-            (checkpoint::load(dir, Some(chip.clone()))?, state)
+            // The checkpoint's own chip (its sidecar) is what it was trained on, whatever the config's chip
+            // file says today.
+            let recorded = checkpoint::load(dir, None)?;
+            let changes = config_changes(&state.config, config, &recorded.chip, &chip);
+            if !changes.is_empty() {
+                if !options.allow_config_change {
+                    return Err(TrainError::Input(format!(
+                        "{}: this config differs from the one the checkpoint was made with — {}; resume with the config that started it, or pass --allow-config-change to continue with the new settings (the change is logged)",
+                        dir.display(),
+                        changes.join("; ")
+                    )));
+                }
+                let ev = Event::ConfigChanged {
+                    step: state.step,
+                    changes,
+                };
+                append_metric(&out.join(CONFIG_CHANGES), &ev)?;
+                on_event(&ev);
+            }
+            (recorded.with_chip(chip.clone())?, state)
         }
         (None, true) => {
             return Err(TrainError::Input(format!(
@@ -496,6 +631,11 @@ pub fn train(
         let last = step == t.steps;
         if last || (t.eval_every > 0 && step % t.eval_every == 0) {
             let v = validation_loss(&model, &shards, t.batch, t.ctx, t.eval_batches, t.seed)?;
+            if !v.is_finite() {
+                return Err(TrainError::Input(format!(
+                    "validation: the loss is {v} at step {step} (the weights or the chip's outputs overflowed): lower the learning rate; the last checkpoint is intact and --resume continues from it"
+                )));
+            }
             final_val = v;
             let ev = Event::Eval { step, val_loss: v };
             append_metric(&out.join(METRICS), &ev)?;
@@ -508,7 +648,18 @@ pub fn train(
                 stats: stats.clone(),
                 config: config.clone(),
             };
-            save_checkpoint(out, &model, &opt, &state)?;
+            save_checkpoint(out, &model, &opt, &state).map_err(|e| {
+                let previous = match latest_checkpoint(out) {
+                    Some(dir) => format!(
+                        "the previous checkpoint in {} is intact and --resume continues from it",
+                        dir.display()
+                    ),
+                    None => "no earlier checkpoint exists: free the space and start again".into(),
+                };
+                TrainError::Input(format!(
+                    "saving the checkpoint of step {step} failed: {e}; {previous}"
+                ))
+            })?;
         }
     }
     Ok(Outcome {
@@ -580,7 +731,9 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
     let kept: String = text
         .lines()
         .filter(|l| match serde_json::from_str::<Event>(l) {
-            Ok(Event::Step { step: s, .. }) | Ok(Event::Eval { step: s, .. }) => s <= step,
+            Ok(Event::Step { step: s, .. })
+            | Ok(Event::Eval { step: s, .. })
+            | Ok(Event::ConfigChanged { step: s, .. }) => s <= step,
             Err(_) => false, // a line cut by a kill
         })
         .map(|l| format!("{l}\n"))

@@ -405,7 +405,11 @@ fn distilled_runs_resume_bit_for_bit_and_refuse_another_distill_section() {
             .err()
             .expect("refused")
             .to_string();
-        assert!(e.contains("another [distill] section"), "{e}");
+        assert!(
+            e.contains("differs from the one the checkpoint was made with — [distill]:")
+                && e.contains("--allow-config-change"),
+            "{e}"
+        );
     }
     // The same section resumes (nothing left to do).
     let c = run_config(tmp.path(), "a", 12, section);
@@ -416,7 +420,11 @@ fn distilled_runs_resume_bit_for_bit_and_refuse_another_distill_section() {
         .err()
         .expect("refused")
         .to_string();
-    assert!(e.contains("another [distill] section"), "{e}");
+    assert!(
+        e.contains("differs from the one the checkpoint was made with — [distill]:")
+            && e.contains("--allow-config-change"),
+        "{e}"
+    );
 
     // Checks at the edge, from the config: bad values, and a teacher that is not there.
     for (section, says) in [

@@ -488,7 +488,11 @@ fn sigkill_then_resume_of_a_distilled_run_gives_the_uninterrupted_curve_bit_for_
         "\n[distill]\nteacher = \"teacher/checkpoint\"\nweight = 0.3\ntemperature = 2.0\n",
     );
     for (config, resume, says) in [
-        (changed, true, "another [distill] section"),
+        (
+            changed,
+            true,
+            "differs from the one the checkpoint was made with — [distill]:",
+        ),
         (
             student(
                 "c",
@@ -520,4 +524,161 @@ fn sigkill_then_resume_of_a_distilled_run_gives_the_uninterrupted_curve_bit_for_
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(says), "{err}");
     }
+}
+
+/// Every file under `dir` with its bytes, to show a refused command changed nothing.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                files.push((p, bytes));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `train --resume` with settings that differ from the checkpoint's is refused (one line, exit 2, nothing
+/// touched) unless `--allow-config-change`, which logs the change; training longer needs no flag.
+#[test]
+fn resume_with_changed_settings_is_refused_unless_allowed_and_then_logged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let config = write_config(tmp.path(), "run", &data, 3, "");
+    ok(gaincell(&["train", "--config", config.to_str().unwrap()]));
+    let out_dir = tmp.path().join("run");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let changed = |from: &str, to: &str| {
+        assert!(original.contains(from), "{from}");
+        std::fs::write(&config, original.replace(from, to)).unwrap();
+    };
+    for (from, to, says) in [
+        ("lr = 3e-3", "lr = 1e-3", "[optim] lr: 0.003 → 0.001"),
+        ("window = 16", "window = 8", "chip.geometry.window: 16 → 8"),
+        ("batch = 4", "batch = 2", "[train] batch: 4 → 2"),
+        (
+            "\nsteps = 3",
+            "\nsteps = 2",
+            "below the step the checkpoint",
+        ),
+    ] {
+        changed(from, to);
+        let before = snapshot(&out_dir);
+        let out = gaincell(&["train", "--config", config.to_str().unwrap(), "--resume"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{from}: {err}");
+        assert!(err.contains(says), "{from}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert_eq!(
+            snapshot(&out_dir),
+            before,
+            "{from}: the refused resume changed files"
+        );
+    }
+    // Training longer is not a change.
+    changed("\nsteps = 3", "\nsteps = 4");
+    ok(gaincell(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--resume",
+    ]));
+    assert!(!out_dir.join("config-changes.jsonl").exists());
+    // Allowed explicitly: it continues, says so, and logs it.
+    std::fs::write(
+        &config,
+        original
+            .replace("\nsteps = 3", "\nsteps = 5")
+            .replace("lr = 3e-3", "lr = 1e-3"),
+    )
+    .unwrap();
+    let out = gaincell(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--resume",
+        "--allow-config-change",
+    ]);
+    let said = format!(
+        "{}{}",
+        ok(out.clone()),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("with changed settings"), "{said}");
+    let log = std::fs::read_to_string(out_dir.join("config-changes.jsonl")).unwrap();
+    assert!(
+        log.contains("\"step\":4") && log.contains("[optim] lr: 0.003 → 0.001"),
+        "{log}"
+    );
+    let state = std::fs::read_to_string(out_dir.join("checkpoint/state.json")).unwrap();
+    assert!(state.contains("\"step\": 5"), "{state}");
+}
+
+/// A checkpoint folder whose parts disagree (sidecar vs config.json, weights for more layers than the config
+/// has) does not load: one clear line naming the disagreement, and the files stay as they were.
+#[test]
+fn checkpoint_parts_that_disagree_are_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let config = write_config(tmp.path(), "run", &data, 1, "");
+    ok(gaincell(&["train", "--config", config.to_str().unwrap()]));
+    let ckpt = tmp.path().join("run/checkpoint");
+    let generate = |model: &Path| {
+        gaincell(&[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "the cat",
+            "-n",
+            "2",
+        ])
+    };
+    ok(generate(&ckpt));
+
+    // config.json edited to 3 layers beside a sidecar that says 2.
+    let hf = ckpt.join("config.json");
+    let text = std::fs::read_to_string(&hf).unwrap();
+    let key = if text.contains("\"n_layer\"") {
+        "n_layer"
+    } else {
+        "num_hidden_layers"
+    };
+    let edited = text.replace(&format!("\"{key}\": 2"), &format!("\"{key}\": 3"));
+    assert_ne!(edited, text, "{text}");
+    std::fs::write(&hf, &edited).unwrap();
+    let before = snapshot(&ckpt);
+    let out = generate(&ckpt);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the sidecar says layers 2") && err.contains("says 3"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&ckpt), before);
+
+    // Without the sidecar, config.json (now 1 layer) rules, and the second layer's weights are left over.
+    std::fs::write(
+        &hf,
+        text.replace(&format!("\"{key}\": 2"), &format!("\"{key}\": 1")),
+    )
+    .unwrap();
+    std::fs::remove_file(ckpt.join("gaincell.json")).unwrap();
+    let before = snapshot(&ckpt);
+    let out = generate(&ckpt);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the model does not use") && err.contains(".1."),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert_eq!(snapshot(&ckpt), before);
 }

@@ -23,6 +23,10 @@ pub struct PipelineArgs {
     /// Override the output folder (with --seed: one folder per seed).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Resume stages even when their settings differ from their checkpoints' (each change is printed and
+    /// logged in the stage's config-changes.jsonl); without it such a resume is refused.
+    #[arg(long)]
+    allow_config_change: bool,
 }
 
 pub fn run(a: PipelineArgs) -> Result<()> {
@@ -35,7 +39,7 @@ pub fn run(a: PipelineArgs) -> Result<()> {
     }
     println!("pipeline → {}", config.out.display());
     let mut bar: Option<ProgressBar> = None;
-    let result = pipeline::run(&config, &mut |p| match p {
+    let result = pipeline::run_with(&config, a.allow_config_change, &mut |p| match p {
         Progress::StageStarted {
             stage,
             steps,
@@ -75,6 +79,13 @@ pub fn run(a: PipelineArgs) -> Result<()> {
                     Event::Eval { step, val_loss } => b.println(format!(
                         "{stage} step {step}: validation loss {val_loss:.4}"
                     )),
+                    Event::ConfigChanged { step, changes } => b.suspend(|| {
+            // A warning, printed even when the bar is hidden (no terminal).
+            eprintln!(
+                        "warning: {stage} resumes at step {step} with changed settings (--allow-config-change): {}",
+                        changes.join("; ")
+                    )
+        }),
                 }
             }
         }

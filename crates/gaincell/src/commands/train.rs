@@ -15,6 +15,10 @@ pub struct TrainArgs {
     /// Continue from the run's last checkpoint, bit for bit as if never stopped.
     #[arg(long)]
     resume: bool,
+    /// With --resume: continue even when the config differs from the checkpoint's (chip, data, optimiser, batch,
+    /// …); the changes are printed and logged in `out/config-changes.jsonl`. Without it such a resume is refused.
+    #[arg(long, requires = "resume")]
+    allow_config_change: bool,
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
@@ -34,7 +38,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  ETA {eta}")
             .expect("valid template"),
     );
-    let outcome = trainer::train(&config, a.resume, &mut |ev| match ev {
+    let options = trainer::TrainOptions {
+        resume: a.resume,
+        allow_config_change: a.allow_config_change,
+    };
+    let outcome = trainer::train_with(&config, options, &mut |ev| match ev {
         Event::Step {
             step,
             loss,
@@ -50,6 +58,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Event::Eval { step, val_loss } => {
             bar.println(format!("step {step}: validation loss {val_loss:.4}"))
         }
+        Event::ConfigChanged { step, changes } => bar.suspend(|| {
+            // A warning, printed even when the bar is hidden (no terminal).
+            eprintln!(
+            "warning: resuming at step {step} with changed settings (--allow-config-change): {}",
+            changes.join("; ")
+        )
+        }),
     })?;
     bar.finish_and_clear();
     println!(
