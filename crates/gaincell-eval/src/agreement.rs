@@ -160,7 +160,7 @@ pub fn sample_stream(
         out.push(token);
         for _ in 1..len {
             let logits = dec.step(token)?;
-            token = sampler.sample(&logits);
+            token = sampler.sample(&logits)?;
             out.push(token);
         }
     }

@@ -102,8 +102,15 @@ pub fn score_requests(
             stats.tokens_computed += g.shared;
             for (&i, targets) in g.members.iter().zip(per_seq) {
                 stats.tokens_computed += seqs[i].input().len() - g.shared;
+                let loglikelihood: f64 = targets.iter().map(|t| t.logprob as f64).sum();
+                // A NaN would compare false everywhere and silently pick a choice; an error names the request.
+                if loglikelihood.is_nan() || loglikelihood == f64::INFINITY {
+                    return Err(crate::error::EvalError::Input(format!(
+                        "scoring: request {i} has log-likelihood {loglikelihood} (the model's logits are not finite): check the checkpoint and the chip with `gaincell eval ppl`"
+                    )));
+                }
                 out[i] = Scored {
-                    loglikelihood: targets.iter().map(|t| t.logprob as f64).sum(),
+                    loglikelihood,
                     greedy: targets.iter().all(|t| t.greedy),
                 };
             }

@@ -434,7 +434,23 @@ fn assemble(
                 origin,
                 format!("tensor {name} has shape {:?}, expected {shape:?}", t.dims()),
             )),
-            Some(t) => Ok(t),
+            Some(t) => {
+                // A NaN weight makes every output NaN; caught here, it names the tensor instead.
+                let bad = t
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?
+                    .into_iter()
+                    .enumerate()
+                    .find(|(_, x)| !x.is_finite());
+                match bad {
+                    Some((i, x)) => Err(checkpoint_err(
+                        origin,
+                        format!("tensor {name} holds {x} at element {i}: the weights are damaged (a diverged training run saves none; take an earlier checkpoint)"),
+                    )),
+                    None => Ok(t),
+                }
+            }
         },
         scalers,
     )?;

@@ -178,7 +178,21 @@ impl Sampler {
         })
     }
 
-    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+    /// The next token; logits that are NaN or +∞ are an error (they would pick a token at random silently).
+    pub fn sample(&mut self, logits: &[f32]) -> Result<u32> {
+        if let Some(i) = logits
+            .iter()
+            .position(|x| x.is_nan() || *x == f32::INFINITY)
+        {
+            return Err(ModelError::Input(format!(
+                "generation: the model's next-token logits are {} at token id {i} (the weights or the chip's outputs overflowed): check the model with `gaincell eval ppl`",
+                logits[i]
+            )));
+        }
+        Ok(self.pick(logits))
+    }
+
+    fn pick(&mut self, logits: &[f32]) -> u32 {
         let argmax = || {
             logits
                 .iter()
@@ -210,5 +224,27 @@ impl Sampler {
             }
         }
         idx.last().map_or_else(argmax, |&i| i as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sampler;
+
+    #[test]
+    fn nan_or_infinite_logits_are_an_error_not_a_token() {
+        for t in [0.0, 1.0] {
+            let mut s = Sampler::new(t, None, 0).unwrap();
+            assert!(s.sample(&[0.0, 3.0, 1.0]).unwrap() < 3);
+            for bad in [f32::NAN, f32::INFINITY] {
+                let e = s.sample(&[0.0, bad, 1.0]).unwrap_err().to_string();
+                assert!(
+                    e.contains("at token id 1") && e.contains("logits are"),
+                    "{e}"
+                );
+            }
+            // -∞ is a token the model rules out, not an error.
+            assert_eq!(s.sample(&[f32::NEG_INFINITY, 2.0]).unwrap(), 1);
+        }
     }
 }

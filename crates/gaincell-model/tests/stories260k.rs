@@ -76,7 +76,7 @@ fn greedy(m: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
     }
     let mut out = Vec::new();
     for _ in 0..n {
-        let next = sampler.sample(&logits);
+        let next = sampler.sample(&logits).unwrap();
         out.push(next);
         logits = dec.step(next).unwrap();
     }

@@ -76,7 +76,32 @@ fn measure(model: &Model, x: &Tensor, y: &Tensor) -> Result<(f64, HeadStats)> {
         .head(&hidden)?
         .reshape((rows * ctx, model.config.vocab_size()))?;
     let loss = gaincell_model::ops::cross_entropy(&logits, y)?.to_scalar::<f32>()? as f64;
+    if !loss.is_finite() {
+        return Err(TrainError::Input(format!(
+            "adaptation: the loss on the calibration batch is {loss} (the chip's outputs or the scalers overflowed): check that the checkpoint trained on the linear chip evaluates finitely"
+        )));
+    }
+    if let Some(bad) = non_finite(&rec.stats) {
+        return Err(TrainError::Input(format!(
+            "adaptation: the measured statistics are not finite at {bad}: the attention inputs overflowed; check the checkpoint and the chip"
+        )));
+    }
     Ok((loss, rec.stats))
+}
+
+/// The first head whose statistics are NaN or infinite, as `site q, layer 0, head 1`.
+pub fn non_finite(stats: &HeadStats) -> Option<String> {
+    for s in Site::ALL {
+        let m = stats.site(s);
+        for (what, table) in [("mean", &m.mean), ("std", &m.std)] {
+            for (l, heads) in table.iter().enumerate() {
+                if let Some(h) = heads.iter().position(|x| !x.is_finite()) {
+                    return Some(format!("site {}, layer {l}, head {h} ({what})", s.name()));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Loss and per-head statistics of `model` on the batch `x → y` (`rows × ctx` token ids): what each adaptation
@@ -117,6 +142,11 @@ pub fn adapt(
         Site::Q | Site::O => model.config.n_head(),
         Site::K | Site::V => model.config.n_kv_head(),
     };
+    if let Some(bad) = non_finite(targets) {
+        return Err(TrainError::Input(format!(
+            "the target statistics are not finite at {bad}: the linear run that recorded them diverged; train it again with a lower learning rate"
+        )));
+    }
     for s in Site::ALL {
         let m = targets.site(s);
         let heads = heads_of(s);

@@ -172,7 +172,7 @@ pub fn sample_document(
     let mut logits = dec.step(start)?;
     let mut tokens = Vec::new();
     loop {
-        let next = sampler.sample(&logits[..vocab.min(logits.len())]);
+        let next = sampler.sample(&logits[..vocab.min(logits.len())])?;
         on_token();
         if Some(next) == eot {
             return Ok(Document {

@@ -26,8 +26,14 @@ pub fn read_f32(path: &Path) -> Result<ArrayD<f32>> {
     Ok(a)
 }
 
-/// Write a float32 array of `shape`.
+/// Write a float32 array of `shape`. A result that is NaN or infinite anywhere is an error, not a file.
 pub fn write_f32(path: &Path, shape: &[usize], data: Vec<f32>) -> Result<()> {
+    if let Some((i, x)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        bail!(
+            "{}: the computed array holds {x} at element {i} (row-major), from finite inputs: a chip setting overflows (a cell curve, scaler or range too large); nothing was written",
+            path.display()
+        );
+    }
     let a = ArrayD::from_shape_vec(IxDyn(shape), data).context("internal: output shape")?;
     // Encoded in memory, then written through a temporary name: a full disk leaves no truncated .npy behind.
     let mut bytes = Vec::new();

@@ -52,7 +52,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     let mut printed = tok.decode_bytes(&prompt)?.len();
     let started = std::time::Instant::now();
     for _ in 0..a.tokens {
-        let next = sampler.sample(&logits);
+        let next = sampler.sample(&logits)?;
         if Some(next) == tok.eot() {
             break;
         }

@@ -468,7 +468,7 @@ fn generate(
     let t = Instant::now();
     let mut out = Vec::new();
     for _ in 0..n {
-        let next = sampler.sample(&logits);
+        let next = sampler.sample(&logits)?;
         if Some(next) == tok.eot() {
             break;
         }
