@@ -197,7 +197,8 @@ fn sequence_backward(
 
 /// The key columns in `[k0, t1)` of each sub-tile that has any (ring-buffer slot `j mod W` decides the tile).
 fn tile_columns(p: &GainCellParams, k0: usize, t1: usize) -> Vec<Vec<usize>> {
-    let mut tiles = vec![Vec::new(); p.tiles()];
+    // Slots j mod W all lie below min(t1, W): only those sub-tiles can hold a column (not the whole window's).
+    let mut tiles = vec![Vec::new(); p.tile_of_slot(t1.min(p.window) - 1) + 1];
     for j in k0..t1 {
         tiles[p.tile_of_slot(j % p.window)].push(j);
     }

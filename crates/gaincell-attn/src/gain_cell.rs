@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::{matmul_ab, matmul_abt, Mat};
+use crate::kv_array::add_idle_tiles;
 use crate::params::{Basis, Evaluation, GainCellParams, Term, QUERY_BLOCK};
 use crate::{AttnError, Shape};
 
@@ -268,9 +269,10 @@ fn term_block_impl(
     let leak = p.lambda != 0.0;
 
     // Leakage tables: entry (m + QUERY_BLOCK − 1) holds r_i^m for m from −(QUERY_BLOCK−1) to the larger of
-    // w − 1 (key side: t₀ − j) and QUERY_BLOCK − 1 (query side: t − t₀; a window shorter than a block).
+    // t₀ − jlo (key side: t₀ − j, under min(w, t₀ + 1)) and QUERY_BLOCK − 1 (query side: t − t₀). Bounded by the
+    // keys the block sees, not the window: a window longer than the sequence costs nothing.
     let back = QUERY_BLOCK - 1;
-    let reach = w.max(QUERY_BLOCK) as i64;
+    let reach = (t0 - jlo + 1).max(QUERY_BLOCK) as i64;
     let tables: Vec<Vec<f32>> = if leak {
         terms
             .iter()
@@ -469,7 +471,10 @@ fn per_element_block(p: &GainCellParams, shape: Shape, prep: &Prepared, task: Ta
     let (n, d, w) = (shape.t, shape.d, p.window);
     let t1 = (task.t0 + QUERY_BLOCK).min(n);
     let mut probes = task.probes;
-    let tiles = p.tiles();
+    // Accumulators only for the sub-tiles this block's keys fall in (slots 0..min(t1, w)); the rest of a
+    // window longer than the sequence is idle and read out as zero (`add_idle_tiles`).
+    let tiles = p.tile_of_slot(t1.min(w) - 1) + 1;
+    let idle = p.tiles() - tiles;
     let mut acc = vec![0.0f32; tiles * d];
     for (a, t) in (task.t0..t1).enumerate() {
         acc.fill(0.0);
@@ -504,5 +509,6 @@ fn per_element_block(p: &GainCellParams, shape: Shape, prep: &Prepared, task: Ta
                 *o += p.out.apply(y * p.inv_a_sat);
             }
         }
+        add_idle_tiles(p, idle, orow);
     }
 }

@@ -1,5 +1,10 @@
 //! Gain-cell attention, incremental form: the two arrays of one head as a ring buffer of W columns, written one
 //! token at a time, leaking by age, answering one query per step (generation, as the chip runs).
+//!
+//! Memory follows the work, not the chip: the columns, φ, the leakage tables and the sub-tile accumulators grow
+//! as tokens arrive, up to the window, so a window longer than the sequence costs nothing (a 10⁶-token chip
+//! reading 100 tokens holds room for at most 216 columns). Once W tokens are written the ring wraps exactly as a
+//! full-size one, and every value read is bit for bit what the full-size arrays gave.
 
 use crate::params::{Evaluation, GainCellParams};
 use crate::AttnError;
@@ -11,41 +16,90 @@ pub struct KvArray {
     d: usize,
     /// Values per stored column: terms·D basis values, or D weights on the per-element path.
     width: usize,
+    /// `[columns, width]`, columns = min(tokens written, W): grown on write, never beyond the window.
     keys: Vec<f32>,
     values: Vec<f32>,
     /// Tokens written so far.
     written: usize,
-    /// r_i^age for age 0..W, one table per term.
+    /// r_i^age for age 0..columns, one table per term (extended as the columns grow).
     decay: Vec<Vec<f32>>,
+    /// Per live column (its length follows the columns).
     phi: Vec<f32>,
+    /// Per sub-tile holding a live column: `width + 1` sums (its length follows the columns).
     acc: Vec<f32>,
 }
+
+/// Columns the arrays reserve room for at first: a short sequence allocates no more than this.
+const FIRST_COLUMNS: usize = 16;
 
 impl KvArray {
     /// Empty arrays for a chip (which must be a gain-cell chip: see [`GainCellParams::new`]).
     pub fn new(p: &GainCellParams) -> Self {
         let d = p.head_dim;
         let (width, decay) = match &p.eval {
-            Evaluation::Terms { terms, .. } => (
-                terms.len() * d,
-                terms
-                    .iter()
-                    .map(|t| p.decay_table(t.power, 0, p.window as i64))
-                    .collect(),
-            ),
+            Evaluation::Terms { terms, .. } => (terms.len() * d, vec![Vec::new(); terms.len()]),
             Evaluation::PerElement => (d, Vec::new()),
         };
         KvArray {
             p: p.clone(),
             d,
             width,
-            keys: vec![0.0; p.window * width],
-            values: vec![0.0; p.window * width],
+            keys: Vec::new(),
+            values: Vec::new(),
             written: 0,
             decay,
-            phi: vec![0.0; p.window],
-            acc: vec![0.0; p.tiles() * (width + 1)],
+            phi: Vec::new(),
+            acc: Vec::new(),
         }
+    }
+
+    /// Ring-buffer columns allocated now: at most min(W, 2·n + 16) for n the most tokens held since creation,
+    /// whatever the window.
+    pub fn allocated_columns(&self) -> usize {
+        self.keys.capacity().max(self.values.capacity()) / self.width
+    }
+
+    /// Columns holding a token: min(tokens written, W).
+    fn columns(&self) -> usize {
+        self.keys.len() / self.width
+    }
+
+    /// Add column `slot` (the next one, before the ring is full), its leakage entries and, when it opens a new
+    /// sub-tile, that tile's accumulator. Room doubles up to the window, so the copies are amortised and the
+    /// allocation never exceeds the window. Every entry is computed as the full-size arrays computed it.
+    fn grow_to(&mut self, slot: usize) {
+        let (w, width) = (self.p.window, self.width);
+        debug_assert_eq!(slot, self.columns());
+        let room = (2 * slot).max(FIRST_COLUMNS).min(w);
+        for (b, per) in [
+            (&mut self.keys, width),
+            (&mut self.values, width),
+            (&mut self.phi, 1),
+        ] {
+            if b.capacity() < (slot + 1) * per {
+                b.reserve_exact(room * per - b.len());
+            }
+            b.resize((slot + 1) * per, 0.0);
+        }
+        if let Evaluation::Terms { terms, .. } = &self.p.eval {
+            for (table, t) in self.decay.iter_mut().zip(terms) {
+                // The table covers ages 0..=slot; extend it in the same doubling steps as the columns.
+                if table.len() <= slot {
+                    let to = room.max(slot + 1);
+                    table.extend(self.p.decay_table(t.power, table.len() as i64, to as i64));
+                }
+            }
+        }
+        let tiles = self.p.tile_of_slot(slot) + 1;
+        if self.acc.len() < tiles * (width + 1) {
+            self.acc.resize(tiles * (width + 1), 0.0);
+        }
+    }
+
+    /// Sub-tiles of a full-size array that hold no live column yet: each still reads out (clamp and quantise
+    /// of zero) and adds `out.apply(0)` to every output, as the full-size array's idle tiles did.
+    fn idle_tiles(&self) -> usize {
+        self.p.tiles() - self.acc.len() / (self.width + 1)
     }
 
     /// Tokens written since the last reset.
@@ -83,6 +137,9 @@ impl KvArray {
         self.check("k", k)?;
         self.check("v", v)?;
         let slot = self.written % self.p.window;
+        if slot == self.columns() {
+            self.grow_to(slot);
+        }
         let (d, width) = (self.d, self.width);
         let p = &self.p;
         let kcol = &mut self.keys[slot * width..(slot + 1) * width];
@@ -170,6 +227,7 @@ impl KvArray {
                         *o += p.out.apply(y * p.inv_a_sat);
                     }
                 }
+                add_idle_tiles(p, self.idle_tiles(), out);
             }
             Evaluation::PerElement => {
                 for slot in 0..live {
@@ -196,6 +254,7 @@ impl KvArray {
                         *o += p.out.apply(y * p.inv_a_sat);
                     }
                 }
+                add_idle_tiles(p, self.idle_tiles(), out);
             }
         }
         Ok(())
@@ -211,5 +270,20 @@ impl KvArray {
     ) -> Result<(), AttnError> {
         self.write(k, v)?;
         self.read(q, out)
+    }
+}
+
+/// The readout of `idle` empty sub-tiles, in the order the full-size array summed them (after the live ones):
+/// `out.apply(0)` each. It is ±0 whenever the output range holds 0, and adding ±0 to a sum that started at +0
+/// changes nothing, so the loop only runs for an output range that excludes 0.
+pub(crate) fn add_idle_tiles(p: &GainCellParams, idle: usize, out: &mut [f32]) {
+    let empty = p.out.apply(0.0);
+    if empty == 0.0 {
+        return;
+    }
+    for o in out.iter_mut() {
+        for _ in 0..idle {
+            *o += empty;
+        }
     }
 }

@@ -60,7 +60,14 @@ pub fn gain_cell(chip: &ChipConfig, shape: Shape, q: &[f32], k: &[f32], v: &[f32
             quant.apply(x[(h * n + i) * dim + c]) as f64
         };
         for t in 0..n {
-            let mut acc = vec![vec![0.0f64; dim]; tiles];
+            // Sums only for the sub-tiles that can hold one of this query's keys (slots below min(t + 1, W));
+            // the window's other sub-tiles are idle, read out as zero below.
+            let used = if chip.geometry.tiling {
+                ((t + 1).min(w) - 1) / chip.geometry.tile_rows + 1
+            } else {
+                1
+            };
+            let mut acc = vec![vec![0.0f64; dim]; used];
             for j in 0..=t {
                 if j + w <= t {
                     continue; // older than the window: S = 0, φ = 0
@@ -84,6 +91,21 @@ pub fn gain_cell(chip: &ChipConfig, shape: Shape, q: &[f32], k: &[f32], v: &[f32
                     let idx = (h * n + t) * dim + c;
                     r.out[idx] += oq.apply(x as f32) as f64;
                     r.margin[idx] = r.margin[idx].min(oq.boundary_margin(x));
+                }
+            }
+            // Each idle sub-tile reads out zero, as a tile of zeros above would.
+            let idle = tiles - used;
+            if idle > 0 {
+                let x = 0.0f64.clamp(chip.output.min, chip.output.max);
+                let (y, m) = (oq.apply(x as f32) as f64, oq.boundary_margin(x));
+                for c in 0..dim {
+                    let idx = (h * n + t) * dim + c;
+                    if y != 0.0 {
+                        for _ in 0..idle {
+                            r.out[idx] += y;
+                        }
+                    }
+                    r.margin[idx] = r.margin[idx].min(m);
                 }
             }
         }

@@ -16,6 +16,11 @@ pub enum AttentionKind {
     GainCell,
 }
 
+/// Longest gain-cell window accepted (tokens).
+pub const MAX_WINDOW: u64 = 1 << 32;
+/// The largest array height (`geometry.head_dim`): real heads have 64 to 256 dims.
+pub const MAX_HEAD_DIM: usize = 1 << 16;
+
 /// Array geometry and the attention window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -211,6 +216,8 @@ impl ChipConfig {
         }
         match presets::preset(spec) {
             Some(c) => Ok(c),
+            // A directory or a FIFO: read it, so the error (or the data) says what the path is.
+            None if path.exists() => Self::from_file(path),
             None => Err(ChipError::Unknown {
                 name: spec.to_string(),
                 known: presets::PRESET_NAMES.join(", "),
@@ -292,11 +299,27 @@ impl ChipConfig {
                 "is 0: an array needs at least one row",
             ));
         }
+        // Bounded so that every count the cost model multiplies (cells = 2 · head_dim · window per head, times
+        // heads and layers) stays far inside 64 bits.
+        if g.head_dim > MAX_HEAD_DIM {
+            return Err(ChipError::invalid(
+                "geometry.head_dim",
+                format!("is {}: give at most 2^16 = {MAX_HEAD_DIM} rows", g.head_dim),
+            ));
+        }
         if self.attention == AttentionKind::GainCell {
             if g.window == 0 {
                 return Err(ChipError::invalid(
                     "geometry.window",
                     "is 0: a gain-cell array has a finite number of columns",
+                ));
+            }
+            // A window longer than the sequence costs nothing (the arrays grow with the tokens written), so any
+            // length is legal; the bound only keeps the kernels' index arithmetic (t + W) far from overflow.
+            if g.window as u64 > MAX_WINDOW {
+                return Err(ChipError::invalid(
+                    "geometry.window",
+                    format!("is {}: give at most 2^32 = {MAX_WINDOW} tokens", g.window),
                 ));
             }
             if g.tile_rows == 0 {

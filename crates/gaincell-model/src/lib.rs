@@ -13,7 +13,8 @@
 //! - [`Tokenizer`]: GPT-2 BPE, embedded and offline, any HF `tokenizer.json`, or llama2.c's `tokenizer.bin`
 //!   ([`Llama2cTokenizer`], encoding as `run.c` does);
 //! - [`Decoder`]: token-by-token generation, the chip's arrays written one column per token;
-//! - [`perplexity`]: strided-window perplexity and bits per byte;
+//! - [`perplexity`]: strided-window perplexity and bits per byte, on text tokenized as a stream
+//!   ([`text_stream`]: memory independent of the file's size);
 //! - [`PrefixCache`]: logits of chosen positions only, and continuations scored after a prefix computed once
 //!   ([`Model::prefill`], [`Model::extend`]), for task evaluation.
 //!
@@ -34,6 +35,7 @@ mod ppl;
 mod prefix;
 mod rms_norm;
 mod rope;
+pub mod text_stream;
 mod tokenizer;
 
 pub use attention::{Affine, Attention, Scalers};

@@ -237,6 +237,35 @@ impl Llama2cTokenizer {
     /// The ids run.c's `encode(t, text, bos, eos, …)` produces (see the module docs). Text after a `'\0'` is
     /// ignored, as in C.
     pub fn encode(&self, text: &str, bos: bool, eos: bool) -> Vec<u32> {
+        self.encode_with(text, bos, eos, true)
+    }
+
+    /// The ids of `text` as the continuation of a text already encoded: no BOS, no EOS and no dummy prefix (run.c
+    /// adds that once, at the start of the whole text). Text after a `'\0'` is ignored, as in [`Self::encode`].
+    pub fn encode_continuation(&self, text: &str) -> Vec<u32> {
+        self.encode_with(text, false, false, false)
+    }
+
+    /// True when a text cut just before a space `' '` that follows another character encodes, piece by piece
+    /// (the rest with [`Self::encode_continuation`]), to the ids of the whole text. Merges are chosen best-first
+    /// and those on one side of the cut never change the candidates on the other, so the only way the pieces can
+    /// differ from the whole is a merge across the cut: a token ending there joined with one starting with the
+    /// space. That needs a mergeable piece `L + R` with `R` starting with `' '` and both `L` and `R` pieces;
+    /// this checks the vocabulary has none.
+    pub fn splits_before_space(&self) -> bool {
+        !self.vocab.iter().enumerate().any(|(id, piece)| {
+            let score = self.scores[id];
+            let mergeable = !score.is_nan() && score > NO_MERGE;
+            mergeable
+                && (1..piece.len()).any(|k| {
+                    piece[k] == b' '
+                        && self.lookup.contains_key(&piece[..k])
+                        && self.lookup.contains_key(&piece[k..])
+                })
+        })
+    }
+
+    fn encode_with(&self, text: &str, bos: bool, eos: bool, dummy_prefix: bool) -> Vec<u32> {
         let text = match text.find('\0') {
             Some(end) => &text[..end],
             None => text,
@@ -245,7 +274,7 @@ impl Llama2cTokenizer {
         if bos {
             tokens.push(BOS_ID);
         }
-        if !text.is_empty() {
+        if dummy_prefix && !text.is_empty() {
             tokens.push(self.space_id);
         }
         let mut buf = [0u8; 4];

@@ -134,6 +134,55 @@ impl Tokenizer {
         }
     }
 
+    /// Token ids of `text` as the continuation of a text already encoded with [`Tokenizer::encode`]: the same,
+    /// except that llama2.c's dummy-prefix space (once per text) is not added again. See
+    /// [`Tokenizer::splits_before_space`] for when the two together give the ids of the whole text.
+    pub fn encode_continuation(&self, text: &str) -> Result<Vec<u32>> {
+        match self {
+            Tokenizer::Llama2c(t) => Ok(t.encode_continuation(text)),
+            _ => self.encode(text),
+        }
+    }
+
+    /// True when a text cut just before a space `' '` that follows a non-whitespace character encodes, its first
+    /// part with [`Tokenizer::encode`] and the rest with [`Tokenizer::encode_continuation`], to exactly the ids
+    /// of the whole text (what streaming a file needs):
+    /// - GPT-2, and HF tokenizers whose only stage is GPT-2's byte-level pre-tokenisation (no normaliser, no
+    ///   added prefix space, no truncation or padding): no pre-token runs from a non-whitespace character into
+    ///   the whitespace after it (the pattern's classes never mix the two, and its only look-ahead, `\s+(?!\S)`,
+    ///   starts inside whitespace), the suffix is matched from the cut as in the whole text (no look-behind),
+    ///   and each pre-token is encoded on its own. Added tokens must not hold a space after another character.
+    /// - llama2.c: when no merge can join the two sides ([`Llama2cTokenizer::splits_before_space`]).
+    /// - Any other HF tokenizer (a Metaspace `▁` prefix, normalisers…): false.
+    pub fn splits_before_space(&self) -> bool {
+        match self {
+            Tokenizer::Gpt2(_) => true,
+            Tokenizer::Llama2c(t) => t.splits_before_space(),
+            Tokenizer::Hf(t) => {
+                use tokenizers::PreTokenizerWrapper;
+                let byte_level = matches!(
+                    t.get_pre_tokenizer(),
+                    Some(PreTokenizerWrapper::ByteLevel(b)) if !b.add_prefix_space && b.use_regex
+                );
+                // An added token that strips the whitespace after it would reach across the cut.
+                let added_ok = t.get_added_tokens_decoder().values().all(|a| {
+                    let c = a.content.as_bytes();
+                    !a.rstrip && !(1..c.len()).any(|k| c[k] == b' ')
+                });
+                byte_level
+                    && added_ok
+                    && t.get_normalizer().is_none()
+                    && t.get_truncation().is_none()
+                    && t.get_padding().is_none()
+            }
+        }
+    }
+
+    /// True when encoding ignores everything after the first `'\0'` (llama2.c's `run.c` reads a C string).
+    pub fn stops_at_nul(&self) -> bool {
+        matches!(self, Tokenizer::Llama2c(_))
+    }
+
     /// The bytes a sequence of ids stands for (may end inside a UTF-8 character: streaming output decodes the
     /// whole prefix and prints what became valid).
     pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use gaincell_eval::results::{self, Skipped};
 use gaincell_eval::samples;
 use gaincell_eval::{data_dir, evaluate, EvalError, EvalOptions, ScoreOptions, Task};
-use gaincell_model::{perplexity, PplOptions};
+use gaincell_model::{perplexity, text_stream, PplOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::download;
@@ -121,7 +121,11 @@ pub struct PplArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// UTF-8 text file, or a prepared data folder (`data prepare` / `data generate`: its validation split's
-    /// token ids are scored as they are).
+    /// token ids are scored as they are). A text file is read and tokenized as a stream (1 MiB at a time): the
+    /// text is never held whole, only its token ids (4 bytes a token, so a whole file's ids without
+    /// --max-tokens; with it, at most N of them). Text is cut only before a space that ends a word, where the
+    /// pieces tokenize as the whole; a tokenizer that cannot promise that (an HF tokenizer.json with a `▁`
+    /// prefix or a normaliser) reads the whole text first.
     #[arg(long)]
     data: PathBuf,
     /// Tokens per window (default: the model's positions).
@@ -130,7 +134,7 @@ pub struct PplArgs {
     /// Tokens the window advances by (default: ctx / 2).
     #[arg(long)]
     stride: Option<usize>,
-    /// Score only the first N tokens of the file.
+    /// Score only the first N tokens of the file; reading stops once they are tokenized.
     #[arg(long)]
     max_tokens: Option<usize>,
     /// Write the result as JSON (`-`: to standard output, the other lines then go to standard error).
@@ -151,33 +155,47 @@ fn ppl(a: PplArgs) -> Result<()> {
     // `--json -`: the JSON alone on standard output, the human-readable lines on standard error.
     let json_on_stdout = a.json.as_deref().is_some_and(crate::paths::is_stdout);
     let loaded;
-    let (mut ids, mut bytes) = if a.data.is_dir() {
-        // Token shards: the validation split, ids as prepared.
+    let (ids, bytes) = if a.data.is_dir() {
+        // Token shards: the validation split, ids as prepared (only the first --max-tokens of them).
         let shards = gaincell_train::data::Shards::open(&a.data)?;
         let split = gaincell_train::data::Split::Val;
-        let ids: Vec<u32> = (0..shards.len(split))
-            .map(|i| shards.token(split, i))
-            .collect();
+        let n = shards.len(split).min(a.max_tokens.unwrap_or(usize::MAX));
+        let ids: Vec<u32> = (0..n).map(|i| shards.token(split, i)).collect();
         loaded = a.model.load()?;
         let bytes = loaded.tokenizer.decode_bytes(&ids)?.len();
         (ids, bytes)
     } else {
-        let text = std::fs::read_to_string(&a.data)
+        let open = || {
+            std::fs::File::open(&a.data).with_context(|| format!("reading {}", a.data.display()))
+        };
+        // Checked before the model loads: an empty file is the first thing to say.
+        let has_text = text_stream::has_text(open()?, text_stream::BLOCK_BYTES)
             .with_context(|| format!("reading {}", a.data.display()))?;
-        if text.trim().is_empty() {
+        if !has_text {
             bail!("{} is empty: perplexity needs text", a.data.display());
         }
+        let file = open()?;
+        let size = file.metadata().map_or(0, |m| m.len());
         loaded = a.model.load()?;
+        let bar = ProgressBar::new(size).with_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} tokenized  {bytes_per_sec}  ETA {eta}",
+            )
+            .expect("valid template"),
+        );
         // A Llama's text starts with its BOS token, as in its training data; GPT-2's tokenizer has none.
-        (loaded.tokenizer.encode_document(&text)?, text.len())
+        let t = text_stream::tokenize_stream(
+            &loaded.tokenizer,
+            file,
+            text_stream::BLOCK_BYTES,
+            a.max_tokens,
+            &mut |read| bar.set_position(read as u64),
+        )
+        .with_context(|| format!("reading {}", a.data.display()))?;
+        bar.finish_and_clear();
+        (t.ids, t.bytes)
     };
     let model = &loaded.model;
-    if let Some(n) = a.max_tokens {
-        if n < ids.len() {
-            ids.truncate(n);
-            bytes = loaded.tokenizer.decode_bytes(&ids)?.len();
-        }
-    }
     let ctx = a.ctx.unwrap_or(model.config.n_positions());
     let stride = a.stride.unwrap_or((ctx / 2).max(1));
     human!(json_on_stdout, "{}", super::chip::summary(&model.chip));
@@ -193,6 +211,22 @@ fn ppl(a: PplArgs) -> Result<()> {
         &mut |done, _| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
+    // A NaN or infinite loss is a broken model, not a result: say so instead of printing it.
+    let mean = r.nll / r.tokens_scored as f64;
+    if !mean.is_finite() || !r.perplexity.is_finite() {
+        let what = if mean.is_finite() {
+            format!("is {mean:.1} nats, so the perplexity e^{mean:.1} overflows")
+        } else if mean.is_nan() {
+            "is NaN — the model's logits contain NaN".to_string()
+        } else {
+            "is infinite — the model's logits overflowed".to_string()
+        };
+        bail!(
+            "eval ppl: the mean loss over {} tokens {what}; check the checkpoint (its weights) and the chip's \
+             scalers",
+            r.tokens_scored
+        );
+    }
     human!(json_on_stdout,
         "perplexity {:.4}   bits/byte {:.4}   {} tokens scored ({} bytes)   {:.0} tokens/s   ctx {ctx} stride {stride}",
         r.perplexity, r.bits_per_byte, r.tokens_scored, r.bytes, r.tokens_per_s
