@@ -237,6 +237,9 @@ pub fn read_config(spec: &str) -> Result<ModelConfig> {
     if sidecar.is_file() {
         let s: Sidecar = serde_json::from_str(&read(&sidecar)?)
             .map_err(|e| checkpoint_err(&sidecar, format!("not a gaincell sidecar: {e}")))?;
+        s.model
+            .validate()
+            .map_err(|m| checkpoint_err(&sidecar, format!("model: {m}")))?;
         return Ok(s.model);
     }
     let config = path.join("config.json");
@@ -275,6 +278,9 @@ pub fn load(path: &Path, chip: Option<ChipConfig>) -> Result<Model> {
                 format!("format `{}`, this version reads `{FORMAT}`", s.format),
             ));
         }
+        s.model
+            .validate()
+            .map_err(|m| checkpoint_err(&sidecar_path, format!("model: {m}")))?;
         Some(s)
     } else {
         None
@@ -515,8 +521,25 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(ModelError::Input(format!(
+                "{} is a directory: give the name of a file to write",
+                path.display()
+            )))
+        }
+        // A FIFO, a terminal or /dev/stdout: written in place (a rename would replace the device node).
+        Ok(m) if !m.is_file() => return std::fs::write(path, bytes).map_err(io(path)),
+        _ => {}
+    }
+    // A symlink to a file: replace the file it points to, not the link.
+    let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    if let Err(e) = std::fs::write(&tmp, bytes) {
+        // A full disk: leave nothing half-written behind.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&tmp)(e));
+    }
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 

@@ -48,6 +48,9 @@ fn hoist_rope_parameters(mut v: serde_json::Value) -> serde_json::Value {
     v
 }
 
+/// The most weights a model may have (2^40, about a trillion: far above anything simulated here).
+pub const MAX_PARAMETERS: usize = 1 << 40;
+
 impl ModelConfig {
     /// The shapes [`ModelConfig::named`] knows.
     pub const NAMED: [&'static str; 8] = [
@@ -167,11 +170,32 @@ impl ModelConfig {
         }
     }
 
+    /// Sizes that pass the family's checks, and at most [`MAX_PARAMETERS`] weights: a corrupt config must not
+    /// turn into per-layer or per-head allocations before the weights are read.
     pub fn validate(&self) -> std::result::Result<(), String> {
         match self {
             ModelConfig::Gpt2(c) => c.validate(),
             ModelConfig::Llama(c) => c.validate(),
+        }?;
+        if let Some(n) = self.checked_parameters().filter(|&n| n > MAX_PARAMETERS) {
+            return Err(format!(
+                "the sizes (vocab_size {}, width {}, {} layers) give {n} parameters, more than 2^40 = {MAX_PARAMETERS}: the config is corrupt (or the model is larger than this tool holds)",
+                self.vocab_size(),
+                self.n_embd(),
+                self.n_layer()
+            ));
         }
+        if self.checked_parameters().is_none() {
+            return Err(format!(
+                "the sizes (vocab_size {}, width {}, {} layers) give more parameters than a {}-bit machine can count: \
+                 the config is corrupt",
+                self.vocab_size(),
+                self.n_embd(),
+                self.n_layer(),
+                usize::BITS
+            ));
+        }
+        Ok(())
     }
 
     /// The `config.json` HF transformers reads for weights of this shape.
@@ -217,34 +241,66 @@ impl ModelConfig {
         Ok(config)
     }
 
-    /// Number of parameters (embeddings included, a tied head counted once).
+    /// Number of parameters (embeddings included, a tied head counted once); `usize::MAX` for a shape too large to
+    /// count, which [`ModelConfig::validate`] rejects.
     pub fn parameters(&self) -> usize {
+        self.checked_parameters().unwrap_or(usize::MAX)
+    }
+
+    /// [`ModelConfig::parameters`], or `None` when the count overflows `usize` (a corrupt config).
+    pub fn checked_parameters(&self) -> Option<usize> {
+        // a·b + c·d + … with every step checked.
+        fn sum(terms: &[&[usize]]) -> Option<usize> {
+            terms.iter().try_fold(0usize, |acc, t| {
+                let p = t.iter().try_fold(1usize, |p, &x| p.checked_mul(x))?;
+                acc.checked_add(p)
+            })
+        }
         match self {
             ModelConfig::Gpt2(c) => {
                 let e = c.n_embd;
-                let block = 4 * e
-                    + (e * 3 * e + 3 * e)
-                    + (e * e + e)
-                    + (e * 4 * e + 4 * e)
-                    + (4 * e * e + e);
-                c.vocab_size * e + c.n_positions * e + c.n_layer * block + 2 * e
+                // 4e + (3e² + 3e) + (e² + e) + (4e² + 4e) + (4e² + e)
+                let block = sum(&[
+                    &[4, e],
+                    &[3, e, e],
+                    &[3, e],
+                    &[e, e],
+                    &[e],
+                    &[4, e, e],
+                    &[4, e],
+                    &[4, e, e],
+                    &[e],
+                ])?;
+                sum(&[
+                    &[c.vocab_size, e],
+                    &[c.n_positions, e],
+                    &[c.n_layer, block],
+                    &[2, e],
+                ])
             }
             ModelConfig::Llama(c) => {
                 let (e, i) = (c.hidden_size, c.intermediate_size);
-                let (qd, kvd) = (
-                    c.num_attention_heads * c.head_dim(),
-                    c.n_kv_head() * c.head_dim(),
-                );
-                let ab = if c.attention_bias { 1 } else { 0 };
-                let mb = if c.mlp_bias { 1 } else { 0 };
-                let attn = e * qd + 2 * e * kvd + qd * e + ab * (qd + 2 * kvd + e);
-                let mlp = 3 * e * i + mb * (2 * i + e);
-                let head = if c.tie_word_embeddings {
-                    0
-                } else {
-                    c.vocab_size * e
-                };
-                c.vocab_size * e + c.num_hidden_layers * (attn + mlp + 2 * e) + e + head
+                let qd = c.num_attention_heads.checked_mul(c.head_dim())?;
+                let kvd = c.n_kv_head().checked_mul(c.head_dim())?;
+                let ab = usize::from(c.attention_bias);
+                let mb = usize::from(c.mlp_bias);
+                let attn = sum(&[
+                    &[e, qd],
+                    &[2, e, kvd],
+                    &[qd, e],
+                    &[ab, qd],
+                    &[ab, 2, kvd],
+                    &[ab, e],
+                ])?;
+                let mlp = sum(&[&[3, e, i], &[mb, 2, i], &[mb, e]])?;
+                let head = if c.tie_word_embeddings { 0 } else { 1 };
+                let layer = sum(&[&[attn], &[mlp], &[2, e]])?;
+                sum(&[
+                    &[c.vocab_size, e],
+                    &[c.num_hidden_layers, layer],
+                    &[e],
+                    &[head, c.vocab_size, e],
+                ])
             }
         }
     }

@@ -82,6 +82,10 @@ fn default_act() -> String {
     "silu".into()
 }
 
+/// Most entries (positions × head width / 2) of the rotary cos/sin tables a config may ask for: 2^30, 4 GiB of f32
+/// per table (a million positions of 128-wide heads take 2^26).
+pub const MAX_ROPE_TABLE: usize = 1 << 30;
+
 impl LlamaConfig {
     pub fn n_kv_head(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
@@ -135,6 +139,20 @@ impl LlamaConfig {
         }
         if self.sliding_window == Some(0) {
             return Err("sliding_window 0: give a positive window, or null for none".into());
+        }
+        // The rotary table (cos and sin, `max_position_embeddings × head_dim / 2` f32 each) is built when the model
+        // loads: sizes from a corrupt file must not become an allocation.
+        let table = self
+            .max_position_embeddings
+            .checked_mul(self.head_dim() / 2)
+            .filter(|&n| n <= MAX_ROPE_TABLE);
+        if table.is_none() {
+            return Err(format!(
+                "max_position_embeddings ({}) × head width ({}) / 2 is more than {MAX_ROPE_TABLE} rotary table \
+                 entries: the config is corrupt",
+                self.max_position_embeddings,
+                self.head_dim()
+            ));
         }
         if self.hidden_act != "silu" {
             return Err(format!(

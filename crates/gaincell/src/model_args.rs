@@ -52,12 +52,24 @@ impl ModelArgs {
         let dir = checkpoint::resolve(&self.model)?;
         let model = checkpoint::load(&dir, chip)?;
         let tokenizer = self.tokenizer(Some((dir.clone(), &model.config)))?;
+        // Said, because a GPT-2 fine-tuned with its own vocabulary would otherwise be mis-tokenized silently.
+        let fallback =
+            (self.tokenizer.is_none() && matches!(tokenizer, Tokenizer::Gpt2(_))).then(|| {
+                format!(
+                    "{} has no tokenizer.json or tokenizer.bin, so GPT-2's tokenizer was used",
+                    dir.display()
+                )
+            });
         if tokenizer.vocab_size() > model.config.vocab_size() {
             anyhow::bail!(
-                "the tokenizer has {} entries but the model only {}: pass the model's own tokenizer with --tokenizer",
+                "the tokenizer has {} entries but the model only {}{}: pass the model's own tokenizer with --tokenizer",
                 tokenizer.vocab_size(),
-                model.config.vocab_size()
+                model.config.vocab_size(),
+                fallback.as_deref().map_or(String::new(), |f| format!(" ({f})"))
             );
+        }
+        if let Some(f) = fallback {
+            eprintln!("note: {f} (pass --tokenizer to use another)");
         }
         Ok(Loaded {
             model,

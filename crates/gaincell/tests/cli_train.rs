@@ -682,3 +682,51 @@ fn checkpoint_parts_that_disagree_are_an_error() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert_eq!(snapshot(&ckpt), before);
 }
+
+/// A checkpoint save that fails says whether an earlier checkpoint is intact and that `--resume` continues
+/// from it; the earlier checkpoint is indeed untouched. (A file squatting on `checkpoint.tmp` makes the save fail
+/// the way a full disk would, without needing one.)
+#[test]
+fn a_failed_save_says_the_previous_checkpoint_is_intact_and_resume_continues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let config = write_config(tmp.path(), "run", &data, 1, "");
+    let out_dir = tmp.path().join("run");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::write(out_dir.join("checkpoint.tmp"), "in the way").unwrap();
+    let out = gaincell(&["train", "--config", config.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("saving the checkpoint of step 1 failed")
+            && err.contains("no earlier checkpoint"),
+        "{err}"
+    );
+
+    std::fs::remove_file(out_dir.join("checkpoint.tmp")).unwrap();
+    // Nothing was saved, so the run starts afresh.
+    ok(gaincell(&["train", "--config", config.to_str().unwrap()]));
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("\nsteps = 1\n", "\nsteps = 2\n");
+    std::fs::write(&config, text).unwrap();
+    let before = snapshot(&out_dir.join("checkpoint"));
+    std::fs::write(out_dir.join("checkpoint.tmp"), "in the way").unwrap();
+    let out = gaincell(&["train", "--config", config.to_str().unwrap(), "--resume"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("saving the checkpoint of step 2 failed")
+            && err.contains("checkpoint is intact and --resume continues from it"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&out_dir.join("checkpoint")), before);
+    std::fs::remove_file(out_dir.join("checkpoint.tmp")).unwrap();
+    ok(gaincell(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--resume",
+    ]));
+}

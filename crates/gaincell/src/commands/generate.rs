@@ -37,6 +37,14 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     if prompt.is_empty() {
         bail!("the prompt is empty and this tokenizer has no start-of-document token: give some text to continue");
     }
+    let positions = model.config.n_positions();
+    if prompt.len() >= positions {
+        bail!(
+            "the prompt is {} tokens but the model has {positions} positions: shorten it to at most {} tokens so there is room to generate",
+            prompt.len(),
+            positions - 1
+        );
+    }
     let mut sampler = Sampler::new(a.temperature, a.top_k, a.seed)?;
     let mut dec = Decoder::new(model)?;
     eprintln!("{}", super::chip::summary(&model.chip));

@@ -180,10 +180,17 @@ fn toml_value(text: &str) -> toml::Value {
 
 /// Every combination of the varied values, each a validated chip.
 fn expand(base: &ChipConfig, varies: &[Vary]) -> Result<Vec<Point>> {
-    let total = varies.iter().map(|v| v.values.len()).product::<usize>();
-    if total > MAX_POINTS {
-        bail!("the sweep has {total} points (more than {MAX_POINTS}): shorten the --vary lists");
-    }
+    // Checked: a product of many lists wraps around in release builds and would pass the bound.
+    let total = varies.iter().try_fold(1usize, |n, v| {
+        n.checked_mul(v.values.len()).filter(|&n| n <= MAX_POINTS)
+    });
+    let Some(total) = total else {
+        let lists: Vec<String> = varies.iter().map(|v| v.values.len().to_string()).collect();
+        bail!(
+            "the sweep has {} points (more than {MAX_POINTS}): shorten the --vary lists",
+            lists.join(" × ")
+        );
+    };
     let base_table = toml::Table::try_from(base).context("chip config serialises")?;
     let mut points = Vec::with_capacity(total);
     for index in 0..total {

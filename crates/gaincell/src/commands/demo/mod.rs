@@ -356,6 +356,14 @@ pub fn run(a: DemoArgs) -> Result<()> {
     if prompt.is_empty() {
         bail!("--prompt is empty and the tokenizer has no start-of-document token: give some text to continue");
     }
+    let positions = fam.software.config.n_positions();
+    if prompt.len() >= positions {
+        bail!(
+            "--prompt is {} tokens but the model has {positions} positions: shorten it to at most {} tokens",
+            prompt.len(),
+            positions - 1
+        );
+    }
     let mut generations = Vec::new();
     for (name, _, model) in &variants {
         let sampler = Sampler::new(a.temperature, a.top_k, a.seed)?;
