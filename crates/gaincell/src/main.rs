@@ -17,6 +17,7 @@ macro_rules! human {
     };
 }
 
+mod arg_checks;
 mod commands;
 mod model_args;
 mod npy;

@@ -83,3 +83,56 @@ fn a_config_json_with_absurd_sizes_is_refused_before_anything_is_allocated() {
         config
     );
 }
+
+#[test]
+fn counts_of_zero_and_fractions_outside_zero_one_are_refused_by_the_parser() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("data");
+    let o = out.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["bench", "attention", "--tokens", "0"],
+            "'--tokens <TOKENS>': 0: give at least 1",
+        ),
+        (
+            vec!["bench", "attention", "--heads", "0"],
+            "'--heads <HEADS>': 0: give at least 1",
+        ),
+        (
+            vec!["bench", "attention", "--reps", "0"],
+            "'--reps <REPS>': 0: give at least 1",
+        ),
+        (
+            vec!["bench", "train", "--steps", "0"],
+            "'--steps <STEPS>': 0: give at least 1",
+        ),
+        (
+            vec!["bench", "train", "--batch", "0"],
+            "'--batch <BATCH>': 0: give at least 1",
+        ),
+        (
+            vec![
+                "data",
+                "prepare",
+                "--tokenizer",
+                "gpt2",
+                "--input",
+                "x",
+                "--val-fraction",
+                "1.5",
+                "--out",
+                o,
+            ],
+            "'--val-fraction <VAL_FRACTION>': 1.5: give a share strictly between 0 and 1",
+        ),
+    ] {
+        let r = common::gaincell(&args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.lines().next().unwrap_or("").contains(says),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!out.exists());
+}

@@ -35,16 +35,16 @@ pub struct EvalBench {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Documents per task.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = crate::arg_checks::at_least_one)]
     limit: usize,
     /// Most requests per model call.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = crate::arg_checks::at_least_one)]
     batch: usize,
     /// Token for an empty context; default: the tokenizer's <|endoftext|>.
     #[arg(long)]
     prefix_token: Option<u32>,
     /// Timed runs of each mode, alternating (the median is reported).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = crate::arg_checks::at_least_one)]
     reps: usize,
     /// Also write the results as JSON (`-`: to standard output, the table then goes to standard error).
     #[arg(long)]
@@ -54,13 +54,13 @@ pub struct EvalBench {
 #[derive(Args)]
 pub struct AttentionBench {
     /// Sequences (batch × heads).
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 12, value_parser = crate::arg_checks::at_least_one)]
     heads: usize,
     /// Tokens per sequence.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = crate::arg_checks::at_least_one)]
     tokens: usize,
     /// Timed repetitions per kernel (the median is reported).
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 7, value_parser = crate::arg_checks::at_least_one)]
     reps: usize,
     /// Chips to time (presets or files).
     #[arg(

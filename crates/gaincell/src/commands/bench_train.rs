@@ -44,10 +44,10 @@ pub struct TrainBench {
     /// The gain-cell chips' window (tokens).
     #[arg(long, default_value_t = 128)]
     window: usize,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::arg_checks::at_least_one)]
     batch: usize,
     /// Timed optimiser steps per chip (after one warm-up step).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = crate::arg_checks::at_least_one)]
     steps: usize,
     /// Chips to time; the first is the reference the others are divided by.
     #[arg(

@@ -38,7 +38,7 @@ pub struct PrepareArgs {
     #[arg(long, num_args = 1.., required = true)]
     input: Vec<PathBuf>,
     /// Share of the files held out for validation when the inputs have no train/val split.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = crate::arg_checks::open_fraction)]
     val_fraction: f64,
     /// Output folder.
     #[arg(long)]
@@ -66,7 +66,7 @@ pub struct GenerateDataArgs {
     #[arg(long)]
     ctx: Option<usize>,
     /// Share of the documents (the last ones, at least one) held out for validation.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = crate::arg_checks::open_fraction)]
     val_fraction: f64,
     /// Output folder (not inside the model's).
     #[arg(long)]

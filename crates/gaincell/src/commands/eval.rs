@@ -70,7 +70,7 @@ pub struct TasksArgs {
     #[arg(long)]
     limit: Option<usize>,
     /// Most requests per model call.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = crate::arg_checks::at_least_one)]
     batch: usize,
     /// Score every request on its own (no prefix shared by a document's requests computed once).
     #[arg(long)]
