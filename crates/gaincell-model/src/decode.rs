@@ -27,10 +27,21 @@ enum LayerState {
 /// its group's.
 struct Step<'a> {
     layers: &'a mut [LayerState],
+    /// Time spent attending (the arrays' write and read, or the KV cache's), summed over layers.
+    spent: &'a mut std::time::Duration,
 }
 
 impl AttentionForm for Step<'_> {
     fn attend(&mut self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+        let started = std::time::Instant::now();
+        let y = self.attend_timed(layer, q, k, v);
+        *self.spent += started.elapsed();
+        y
+    }
+}
+
+impl Step<'_> {
+    fn attend_timed(&mut self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
         let dims = q.dims4()?; // [1, H, 1, D]
         let (h, d) = (dims.1, dims.3);
         let kv_heads = k.dim(1)?;
@@ -74,6 +85,7 @@ pub struct Decoder<'m> {
     model: &'m Model,
     pos: usize,
     layers: Vec<LayerState>,
+    attention_time: std::time::Duration,
 }
 
 impl<'m> Decoder<'m> {
@@ -96,7 +108,14 @@ impl<'m> Decoder<'m> {
             model,
             pos: 0,
             layers,
+            attention_time: std::time::Duration::ZERO,
         })
+    }
+
+    /// Wall time spent in the attention of every step so far (the simulated arrays' write and read, or the KV
+    /// cache's): what `bench generate` separates from the rest of the model.
+    pub fn attention_time(&self) -> std::time::Duration {
+        self.attention_time
     }
 
     /// Tokens fed so far.
@@ -115,6 +134,7 @@ impl<'m> Decoder<'m> {
             &pos,
             &mut Step {
                 layers: &mut self.layers,
+                spent: &mut self.attention_time,
             },
             &mut |_, _, _| Ok(()),
         )?;

@@ -18,6 +18,9 @@ pub enum BenchCommand {
     Ppl(super::bench_ppl::PplBench),
     /// Training throughput (forward, backward, AdamW) of the small GPT per chip, beside PyTorch + transformers.
     Train(super::bench_train::TrainBench),
+    /// Token-by-token greedy decoding per chip: tokens/s, the attention's share, peak memory, beside PyTorch +
+    /// transformers `generate` with its KV cache.
+    Generate(super::bench_generate::GenerateBench),
     /// Zero-shot scoring: requests per second on the same requests with and without prefix reuse (a document's
     /// shared context computed once), the token positions each computes, and the largest difference in
     /// log-likelihood between the two.
@@ -156,6 +159,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Attention(a) => attention(a),
         BenchCommand::Ppl(p) => super::bench_ppl::run(p),
         BenchCommand::Train(t) => super::bench_train::run(t),
+        BenchCommand::Generate(g) => super::bench_generate::run(g),
         BenchCommand::Eval(a) => eval(a),
     }
 }

@@ -3,6 +3,7 @@
 pub mod adapt;
 pub mod attention;
 pub mod bench;
+pub mod bench_generate;
 pub mod bench_ppl;
 pub mod bench_train;
 pub mod chip;
