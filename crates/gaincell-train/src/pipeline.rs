@@ -294,6 +294,14 @@ fn train_stage(
 ) -> Result<StageResult> {
     let out = &run.train.out;
     if finished(out, run.train.steps) {
+        let changes = trainer::finished_run_changes(run)?;
+        if !changes.is_empty() && !allow_config_change {
+            return Err(TrainError::Input(format!(
+                "stage {name} finished in {} with other settings than this config's — {}; use another out folder, remove the stage's folder to train it again, or pass --allow-config-change to keep it as it is",
+                out.display(),
+                changes.join("; ")
+            )));
+        }
         on(Progress::StageSkipped { stage: name });
     } else {
         let resume = trainer::latest_checkpoint(out).is_some();

@@ -451,6 +451,32 @@ fn json_diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut
     }
 }
 
+/// The settings of `config` that differ from those its finished checkpoint in `[train] out` was made with
+/// (empty when none differ, or when there is no checkpoint): a finished stage that would be skipped must not
+/// silently stand for a config it was not trained with.
+pub fn finished_run_changes(config: &RunConfig) -> Result<Vec<String>> {
+    let Some(dir) = latest_checkpoint(&config.train.out) else {
+        return Ok(Vec::new());
+    };
+    let state_path = dir.join("state.json");
+    let state: State = serde_json::from_str(
+        &std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?,
+    )
+    .map_err(|e| {
+        TrainError::Input(format!(
+            "{}: {e}; the checkpoint is damaged",
+            state_path.display()
+        ))
+    })?;
+    let recorded = checkpoint::load(&dir, None)?;
+    Ok(config_changes(
+        &state.config,
+        config,
+        &recorded.chip,
+        &config.chip()?,
+    ))
+}
+
 /// [`train`] with the options of [`TrainOptions`].
 pub fn train_with(
     config: &RunConfig,

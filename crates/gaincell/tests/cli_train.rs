@@ -398,6 +398,26 @@ fn pipeline_runs_every_stage_writes_results_and_skips_finished_stages() {
     let r2: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(r["stages"], r2["stages"]);
+    // A finished stage does not stand for a config it was not trained with: refused, files untouched, unless
+    // --allow-config-change keeps it as it is.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("lr = 3e-3", "lr = 1e-3", 1)).unwrap();
+    let before = snapshot(&out);
+    let refused = gaincell(&["pipeline", "--config", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("stage software finished") && err.contains("[optim] lr: 0.003 → 0.001"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&out), before);
+    let kept = ok(gaincell(&[
+        "pipeline",
+        "--config",
+        path.to_str().unwrap(),
+        "--allow-config-change",
+    ]));
+    assert_eq!(kept.matches("done already, skipped").count(), 6, "{kept}");
 }
 
 #[test]
