@@ -44,6 +44,9 @@ enum Command {
     /// Chip descriptions: list the presets, print one as TOML, check a file.
     #[command(subcommand)]
     Chip(commands::chip::ChipCommand),
+    /// Cell curves: fit a polynomial cell to an I–V table and write a chip file that uses it.
+    #[command(subcommand)]
+    Cell(commands::cell::CellCommand),
     /// Simulate gain-cell arrays on q, k, v given as .npy files (physical units) and write S, φ and the output.
     Attention(commands::attention::AttentionArgs),
     /// Evaluate a model on a chip: perplexity of a text, the zero-shot task table, comparisons of results.
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Chip(c) => commands::chip::run(c),
+        Command::Cell(c) => commands::cell::run(c),
         Command::Attention(a) => commands::attention::run(a),
         Command::Bench(b) => commands::bench::run(b),
         Command::Eval(e) => commands::eval::run(e),

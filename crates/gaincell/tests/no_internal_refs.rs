@@ -18,6 +18,7 @@ const PAGES: &[&str] = &[
     "mapping.md",
     "cost-model.md",
     "chip-toml.md",
+    "cell-fit.md",
 ];
 
 /// Folders never scanned: build output, version control, and the local run and data folders.
