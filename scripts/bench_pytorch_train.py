@@ -25,7 +25,8 @@ The model (--family):
                   --ctx stays 256 unless given (capped at the shape's seq). For `paper-nonlinear` the kv heads are
                   repeated to the query heads (as HF's eager attention does) before the gain-cell attention.
 The JSON written to --out keeps tokens_per_s (one figure per kind), threads, torch, transformers, date, layers,
-heads, embd, vocab, ctx, window, batch, steps and adds family, shape, n_kv_head, intermediate, tied, params.
+heads, embd, vocab, ctx, window, batch, steps and adds family, shape, n_kv_head, intermediate, tied, params, and
+peak_rss_mb (per kind: the process's peak resident memory during that kind's steps, Linux VmHWM after a reset).
 
     pip install torch transformers
     python3 scripts/bench_pytorch_train.py --threads 2 --out pytorch_train.json
@@ -174,6 +175,7 @@ def bench(kind, args):
         model(ids[0, :1, :8])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     elapsed = 0.0
+    reset_peak_rss()
     for step in range(args.steps + 1):  # step 0 is the warm-up
         x, y = ids[step, :, :-1], ids[step, :, 1:]
         t0 = time.perf_counter()
@@ -187,7 +189,30 @@ def bench(kind, args):
         if step > 0:
             elapsed += dt
         print(f"{kind} step {step}{' (warm-up)' if step == 0 else ''}: {dt * 1e3:.0f} ms, loss {loss.item():.3f}")
+    args.peak_rss_mb[kind] = peak_rss_mb()
     return args.batch * args.ctx * args.steps / elapsed
+
+
+def reset_peak_rss():
+    """Reset this process's peak resident size to its current size (Linux), so each kind's peak is its own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb():
+    """Peak resident memory since the last reset, in MB (Linux VmHWM; the process's peak elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main():
@@ -215,13 +240,14 @@ def main():
     print(f"model: {args.family} {args.shape or ''} layers {args.layers}, heads {args.heads}, kv heads "
           f"{args.n_kv_head}, embd {args.embd}, intermediate {args.intermediate}, vocab {args.vocab}, tied "
           f"{args.tied}, ctx {args.ctx}")
+    args.peak_rss_mb = {}
     tps = {k: bench(k, args) for k in args.kinds.split(",")}
     result = {"tokens_per_s": tps, "threads": args.threads, "torch": torch.__version__,
               "transformers": transformers.__version__, "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "layers": args.layers, "heads": args.heads, "embd": args.embd, "vocab": args.vocab, "ctx": args.ctx,
               "window": args.window, "batch": args.batch, "steps": args.steps, "family": args.family,
               "shape": args.shape, "n_kv_head": args.n_kv_head, "intermediate": args.intermediate, "tied": args.tied,
-              "params": args.params}
+              "params": args.params, "peak_rss_mb": args.peak_rss_mb}
     for k, v in tps.items():
         print(f"{k}: {v:.1f} tokens/s on {args.threads} threads")
     with open(args.out, "w") as f:

@@ -78,19 +78,6 @@ struct Report {
     pytorch_source: Option<String>,
 }
 
-/// Peak resident memory of this process since the last [`reset_peak_rss`], in MB (Linux; None elsewhere).
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-/// Reset the peak to the current resident size (writing 5 to clear_refs), so each chip's peak is its own.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 /// One greedy decode of `new` tokens after `prompt`: (decode wall time, attention time within it).
 fn decode(model: &Model, prompt: &[u32], new: usize) -> Result<(Duration, Duration)> {
     let mut dec = Decoder::new(model)?;
@@ -173,7 +160,7 @@ pub fn run(a: GenerateBench) -> Result<()> {
         }
         let model = Model::random(config.clone(), chip, 0)?;
         decode(&model, &prompt, a.new_tokens.min(8))?; // warm-up
-        reset_peak_rss();
+        super::peak_memory::reset();
         let (mut total, mut attention) = (Vec::new(), Vec::new());
         for _ in 0..a.reps {
             let (t, att) = decode(&model, &prompt, a.new_tokens)?;
@@ -190,7 +177,7 @@ pub fn run(a: GenerateBench) -> Result<()> {
             rest_ms_per_token: ms - att,
             overhead_ms_per_token: ms - first,
             vs_pytorch: torch_tps.map(|p| 1e3 / ms / p),
-            peak_rss_mb: peak_rss_mb(),
+            peak_rss_mb: super::peak_memory::peak_mb(),
         };
         say(format!(
             "{:<18} {:>9.1} {:>9.3} {:>7.3} ({:>3.0}%) {:>9.3} {:>+12.3} {:>11} {:>9}",

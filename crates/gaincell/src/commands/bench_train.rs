@@ -123,8 +123,8 @@ pub fn run(a: TrainBench) -> Result<()> {
         })
         .collect();
     println!(
-        "{:<20} {:>10} {:>14} {:>14}",
-        "chip", "tokens/s", "time vs first", "vs PyTorch"
+        "{:<20} {:>10} {:>14} {:>14} {:>9} {:>12}",
+        "chip", "tokens/s", "time vs first", "vs PyTorch", "peak MB", "PyTorch MB"
     );
     let mut first = None;
     for name in &a.chips {
@@ -134,6 +134,7 @@ pub fn run(a: TrainBench) -> Result<()> {
             chip.geometry.head_dim = config.head_dim();
             chip.validate()?;
         }
+        super::peak_memory::reset();
         let model = Model::random(config.clone(), chip, 0)?;
         let (model, vars) = model.trainable()?;
         let mut opt = AdamW::new(&vars, AdamWConfig::default())?;
@@ -159,18 +160,29 @@ pub fn run(a: TrainBench) -> Result<()> {
         first.get_or_insert(tps);
         let torch = pytorch
             .as_ref()
-            .and_then(|(m, _)| m.get(name).and_then(|v| v.as_f64()))
+            .and_then(|(m, _, _)| m.get(name).and_then(|v| v.as_f64()))
             .map_or("-".into(), |p| format!("{:.2}×", tps / p));
-        println!("{name:<20} {tps:>10.1} {vs_first:>13.2}× {torch:>14}");
+        // Peak resident memory from building the model through its last step (the previous chip's model freed).
+        let peak = super::peak_memory::peak_mb().map_or("-".into(), |m| format!("{m:.0}"));
+        let torch_peak = pytorch
+            .as_ref()
+            .and_then(|(_, _, peaks)| peaks.get(name).and_then(|v| v.as_f64()))
+            .map_or("-".into(), |m| format!("{m:.0}"));
+        println!("{name:<20} {tps:>10.1} {vs_first:>13.2}× {torch:>14} {peak:>9} {torch_peak:>12}");
     }
     match &pytorch {
-        Some((m, source)) => println!("PyTorch + transformers tokens/s: {} ({source})", serde_json::Value::Object(m.clone())),
+        Some((m, source, _)) => println!("PyTorch + transformers tokens/s: {} ({source})", serde_json::Value::Object(m.clone())),
         None => println!("(no PyTorch figure: pass --run-pytorch, or --pytorch FILE written by scripts/bench_pytorch_train.py)"),
     }
     Ok(())
 }
 
-type Figures = (serde_json::Map<String, serde_json::Value>, String);
+/// PyTorch's tokens/s per chip, where they came from, and its peak resident MB per chip (empty in older files).
+type Figures = (
+    serde_json::Map<String, serde_json::Value>,
+    String,
+    serde_json::Map<String, serde_json::Value>,
+);
 
 fn pytorch_figures(
     a: &TrainBench,
@@ -200,5 +212,9 @@ fn pytorch_figures(
             format!("`tokens_per_s` is not a table per chip (write it with {script})")
         })?
         .clone();
-    Ok(Some((m, b.source)))
+    let peaks = b.json["peak_rss_mb"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    Ok(Some((m, b.source, peaks)))
 }

@@ -16,6 +16,7 @@ pub mod download;
 pub mod eval;
 pub mod export;
 pub mod generate;
+pub mod peak_memory;
 pub mod pipeline;
 pub mod pytorch_baseline;
 pub mod sweep;
