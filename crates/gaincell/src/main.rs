@@ -78,6 +78,10 @@ enum Command {
     Cost(commands::cost::CostArgs),
     /// Cost of every combination of chip fields (--vary KEY=V1,V2,...): a CSV and plots (PNG and SVG).
     Sweep(commands::sweep::SweepArgs),
+    /// Studies the paper leaves open, each writing a table (markdown + JSON) and plots: `study cells` puts the
+    /// linear model's weights on other cell curves, unadapted, adapted and fine-tuned.
+    #[command(subcommand)]
+    Study(commands::study::StudyCommand),
 }
 
 /// mimalloc's `mi_option_purge_delay` (index 15 in both its v2 and v3 option enums).
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
         Command::Pipeline(p) => commands::pipeline::run(p),
         Command::Cost(c) => commands::cost::run(c),
         Command::Sweep(s) => commands::sweep::run(s),
+        Command::Study(s) => commands::study::run(s),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,6 +19,7 @@ pub mod generate;
 pub mod peak_memory;
 pub mod pipeline;
 pub mod pytorch_baseline;
+pub mod study;
 pub mod sweep;
 pub mod tokenizer;
 pub mod train;
