@@ -44,7 +44,8 @@ enum Command {
     /// Chip descriptions: list the presets, print one as TOML, check a file.
     #[command(subcommand)]
     Chip(commands::chip::ChipCommand),
-    /// Cell curves: fit a polynomial cell to an I–V table and write a chip file that uses it.
+    /// Cell curves: fit a polynomial cell to an I–V table and write a chip file that uses it; characterise a sky130
+    /// cell in SPICE (ngspice).
     #[command(subcommand)]
     Cell(commands::cell::CellCommand),
     /// Simulate gain-cell arrays on q, k, v given as .npy files (physical units) and write S, φ and the output.

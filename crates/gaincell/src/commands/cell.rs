@@ -1,5 +1,6 @@
 //! `gaincell cell fit`: fit a polynomial cell curve f(y) to an I–V table (stored voltage, read voltage, current),
-//! print the fit, and write a chip file whose `[cell]` is that polynomial (docs/cell-fit.md).
+//! print the fit, and write a chip file whose `[cell]` is that polynomial (docs/cell-fit.md). `gaincell cell
+//! characterize` (simulating the table in SPICE) lives in `cell_spice`.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,9 @@ const LINEAR_SLOPE: f64 = 19.3;
 pub enum CellCommand {
     /// Fit a polynomial cell curve to an I–V table and write a chip file that uses it (docs/cell-fit.md).
     Fit(FitArgs),
+    /// Simulate a 2T gain cell in the sky130 PDK with ngspice: I–V table, retention (τ, λ per token), Monte Carlo
+    /// spread of the read current, and the fitted chip file (docs/cell-fit.md).
+    Characterize(super::cell_spice::CharacterizeArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,7 +85,26 @@ pub struct FitArgs {
 pub fn run(cmd: CellCommand) -> Result<()> {
     match cmd {
         CellCommand::Fit(a) => fit(a),
+        CellCommand::Characterize(a) => super::cell_spice::characterize(a),
     }
+}
+
+/// `cell fit` with its defaults (a cubic at V_in = 0.9 V, y = V_store − 0.45 V, base paper-nonlinear) on `iv`,
+/// writing the chip file `out` and the fit as JSON to `json`: what `cell characterize` runs on its table.
+pub(crate) fn fit_with_defaults(iv: &Path, out: &Path, json: &Path) -> Result<()> {
+    fit(FitArgs {
+        iv: iv.to_path_buf(),
+        v_in: 0.9,
+        degree: 3,
+        offset: 0.45,
+        weighted: false,
+        form: Form::OneD,
+        degree_v_in: 3,
+        base: "paper-nonlinear".into(),
+        out: out.to_path_buf(),
+        plot: None,
+        json: Some(json.to_path_buf()),
+    })
 }
 
 /// The table in the fitter's units: voltages in V, currents in µA; `place[k]` names row k in errors.
@@ -668,7 +691,7 @@ fn formula(c: &[f64]) -> String {
     s
 }
 
-fn sig(x: f64) -> String {
+pub(crate) fn sig(x: f64) -> String {
     if x == 0.0 || !x.is_finite() {
         return format!("{x}");
     }
