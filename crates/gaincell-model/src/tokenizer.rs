@@ -74,8 +74,15 @@ impl Tokenizer {
             let t = Llama2cTokenizer::load(&file).map_err(ModelError::Tokenizer)?;
             return Ok(Tokenizer::Llama2c(Box::new(t)));
         }
-        let t = tokenizers::Tokenizer::from_file(&file)
-            .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", file.display())))?;
+        let bad = |m: String| ModelError::Tokenizer(format!("{}: {m}", file.display()));
+        let text = std::fs::read_to_string(&file).map_err(|e| bad(e.to_string()))?;
+        // tokenizers panics (`expect("Helper")`) on a JSON syntax error inside `decoder`: check the syntax first,
+        // and turn any other panic of the library on a malformed file into an error.
+        serde_json::from_str::<serde::de::IgnoredAny>(&text)
+            .map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let t = std::panic::catch_unwind(|| text.parse::<tokenizers::Tokenizer>())
+            .map_err(|_| bad("not a tokenizer.json the tokenizers library can read".into()))?
+            .map_err(|e| bad(e.to_string()))?;
         Ok(Tokenizer::Hf(Box::new(t)))
     }
 

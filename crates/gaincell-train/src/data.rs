@@ -268,13 +268,29 @@ impl Shards {
                 meta.format
             )));
         }
+        let width: usize = match meta.dtype.as_str() {
+            "u16" => 2,
+            "u32" => 4,
+            other => {
+                return Err(TrainError::Input(format!(
+                    "{}: dtype `{other}`, expected `u16` or `u32`: prepare the data again",
+                    meta_path.display()
+                )))
+            }
+        };
         let map = |split: Split, tokens: usize| -> Result<Mmap> {
             let path = dir.join(split.file());
+            // A token count whose bytes do not fit in memory cannot match any file (and must not overflow).
+            let Some(want) = tokens.checked_mul(width) else {
+                return Err(TrainError::Input(format!(
+                    "{}: {META} says {tokens} tokens of {width} bytes, more than any file holds: prepare the data again",
+                    path.display()
+                )));
+            };
             let f = std::fs::File::open(&path).map_err(|e| TrainError::io(&path, e))?;
             // SAFETY: the file is opened read-only and our own writers replace shards by rename, never in place.
             let m = unsafe { Mmap::map(&f) }.map_err(|e| TrainError::io(&path, e))?;
-            let width = if meta.dtype == "u32" { 4 } else { 2 };
-            if m.len() != tokens * width {
+            if m.len() != want {
                 return Err(TrainError::Input(format!(
                     "{}: {} bytes, but {META} says {tokens} tokens of {width} bytes (truncated or replaced?): prepare the data again",
                     path.display(),

@@ -21,6 +21,7 @@ mod arg_checks;
 mod commands;
 mod model_args;
 mod npy;
+mod parquet_rows;
 mod paths;
 mod plot;
 

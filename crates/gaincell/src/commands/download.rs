@@ -9,15 +9,14 @@
 //! hashes and item counts, so synthetic fixtures can stand in for the real files.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use crate::parquet_rows::parquet_rows;
 use anyhow::{anyhow, bail, Context, Result};
 use gaincell_eval::samples::sha256_hex;
 use gaincell_eval::Task;
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Repo, RepoType};
-use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::Value;
 
 /// The Hub's address when `HF_ENDPOINT` is unset.
@@ -402,15 +401,4 @@ fn convert(s: &Source, local: &Path, bytes: &[u8]) -> Result<Vec<(String, Vec<u8
             vec![(out.into(), jsonl(&rows))]
         }
     })
-}
-
-/// Every row of a parquet file as a JSON object (lists as arrays, structs as objects).
-fn parquet_rows(path: &Path) -> Result<Vec<Value>> {
-    let file = File::open(path).with_context(|| path.display().to_string())?;
-    let reader = SerializedFileReader::new(file).context("not a parquet file")?;
-    reader
-        .get_row_iter(None)
-        .context("parquet rows")?
-        .map(|r| r.map(|row| row.to_json_value()).context("a parquet row"))
-        .collect()
 }
