@@ -38,7 +38,7 @@ pub struct PrepareArgs {
     #[arg(long, num_args = 1.., required = true)]
     input: Vec<PathBuf>,
     /// Share of the files held out for validation when the inputs have no train/val split.
-    #[arg(long, default_value_t = 0.05, value_parser = crate::arg_checks::open_fraction)]
+    #[arg(long, default_value_t = 0.05)]
     val_fraction: f64,
     /// Output folder.
     #[arg(long)]
@@ -66,7 +66,7 @@ pub struct GenerateDataArgs {
     #[arg(long)]
     ctx: Option<usize>,
     /// Share of the documents (the last ones, at least one) held out for validation.
-    #[arg(long, default_value_t = 0.05, value_parser = crate::arg_checks::open_fraction)]
+    #[arg(long, default_value_t = 0.05)]
     val_fraction: f64,
     /// Output folder (not inside the model's).
     #[arg(long)]
@@ -158,6 +158,12 @@ fn prepare(a: PrepareArgs) -> Result<()> {
         crate::paths::refuse_overlap("--out", &a.out, &[("--input", input)])?;
     }
     let tok = Tokenizer::load(&a.tokenizer)?;
+    if !(a.val_fraction > 0.0 && a.val_fraction < 1.0) {
+        anyhow::bail!(
+            "--val-fraction {}: give a share strictly between 0 and 1",
+            a.val_fraction
+        );
+    }
     let (train, val) = data::split_inputs(&a.input, a.val_fraction)?;
     println!(
         "tokenising {} train and {} validation file(s) with a {}-entry vocabulary",
