@@ -58,17 +58,43 @@ pub fn parquet_rows(path: &Path) -> Result<Vec<Value>> {
             }
         }
     }
-    // The row reader also panics on other malformed pages (`Decoder for dict should have been set`): an error.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        reader
-            .get_row_iter(None)
-            .context("parquet rows")?
-            .map(|r| r.map(|row| row.to_json_value()).context("a parquet row"))
-            .collect()
-    }))
-    .unwrap_or_else(|_| {
-        bail!("not a readable parquet file: the parquet reader failed on its pages")
-    })
+    // The row reader also panics on other malformed pages (`Decoder for dict should have been set`), and on some
+    // it spins in its page-header decoder (a 1.3 KB file kept it busy past libFuzzer's 10 s): it runs on its own
+    // thread with a deadline that grows with the file (a real task file reads in well under a second per MB).
+    let deadline = std::time::Duration::from_secs(30 + file_len.min(1 << 40) / (1 << 20) * 5);
+    rows_within(reader, deadline)
+}
+
+/// The rows of `reader`, or an error when reading them panics or takes longer than `deadline` (the reading
+/// thread is then left behind: the command ends with the error).
+pub fn rows_within(
+    reader: SerializedFileReader<File>,
+    deadline: std::time::Duration,
+) -> Result<Vec<Value>> {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rows = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            reader
+                .get_row_iter(None)
+                .context("parquet rows")?
+                .map(|r| r.map(|row| row.to_json_value()).context("a parquet row"))
+                .collect::<Result<Vec<Value>>>()
+        }))
+        .unwrap_or_else(|_| {
+            bail!("not a readable parquet file: the parquet reader failed on its pages")
+        });
+        let _ = send.send(rows);
+    });
+    match receive.recv_timeout(deadline) {
+        Ok(rows) => rows,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => bail!(
+            "not a readable parquet file: reading its rows took more than {} s (malformed page headers)",
+            deadline.as_secs()
+        ),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            bail!("not a readable parquet file: the parquet reader failed on its pages")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -91,6 +117,20 @@ mod fuzz_regressions {
             .join("tests/fixtures/fuzz/parquet-dictionary-page-missing.parquet");
         let e = super::parquet_rows(&path).unwrap_err().to_string();
         assert!(e.contains("not a readable parquet file"), "{e}");
+    }
+
+    /// Found by the `eval_parquet` fuzz target (timeout-553374ffcb1512ee266b02cc61c527d64f09ace8): page headers
+    /// that keep the parquet crate's header decoder busy; within a deadline it is an error or rows, never a hang.
+    #[test]
+    fn parquet_whose_page_headers_spin_the_decoder_ends_within_the_deadline() {
+        use parquet::file::reader::SerializedFileReader;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/fuzz/parquet-slow-page-header.parquet");
+        let started = std::time::Instant::now();
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let deadline = std::time::Duration::from_secs(2);
+        let _ = super::rows_within(reader, deadline);
+        assert!(started.elapsed() < deadline + std::time::Duration::from_secs(2));
     }
 
     /// Found by the `eval_parquet` fuzz target (crash-b81a823d4458a65704040808b1fb0b926bf5088d): a dictionary page
