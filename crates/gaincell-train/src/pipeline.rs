@@ -278,12 +278,7 @@ impl PipelineResult {
 }
 
 fn finished(out: &Path, steps: usize) -> bool {
-    let state = out.join(trainer::CHECKPOINT).join("state.json");
-    std::fs::read_to_string(state)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["step"].as_u64())
-        == Some(steps as u64)
+    trainer::checkpoint_step(&out.join(trainer::CHECKPOINT)) == Some(steps)
 }
 
 fn train_stage(

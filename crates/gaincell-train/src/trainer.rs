@@ -451,6 +451,23 @@ fn json_diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut
     }
 }
 
+/// The trainer state saved with the checkpoint in `dir`.
+fn read_state(dir: &Path) -> Result<State> {
+    let path = dir.join("state.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        TrainError::Input(format!(
+            "{}: {e}; the checkpoint is damaged",
+            path.display()
+        ))
+    })
+}
+
+/// The step the checkpoint in `dir` reached, or None when it has no readable state.
+pub fn checkpoint_step(dir: &Path) -> Option<usize> {
+    read_state(dir).ok().map(|s| s.step)
+}
+
 /// The settings of `config` that differ from those its finished checkpoint in `[train] out` was made with
 /// (empty when none differ, or when there is no checkpoint): a finished stage that would be skipped must not
 /// silently stand for a config it was not trained with.
@@ -458,16 +475,7 @@ pub fn finished_run_changes(config: &RunConfig) -> Result<Vec<String>> {
     let Some(dir) = latest_checkpoint(&config.train.out) else {
         return Ok(Vec::new());
     };
-    let state_path = dir.join("state.json");
-    let state: State = serde_json::from_str(
-        &std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?,
-    )
-    .map_err(|e| {
-        TrainError::Input(format!(
-            "{}: {e}; the checkpoint is damaged",
-            state_path.display()
-        ))
-    })?;
+    let state = read_state(&dir)?;
     let recorded = checkpoint::load(&dir, None)?;
     Ok(config_changes(
         &state.config,
@@ -494,11 +502,7 @@ pub fn train_with(
 
     let (model, state) = match (&ckpt_dir, resume) {
         (Some(dir), true) => {
-            let state_path = dir.join("state.json");
-            let state: State = serde_json::from_str(
-                &std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?,
-            )
-            .map_err(|e| TrainError::Input(format!("{}: {e}; the checkpoint is damaged", state_path.display())))?;
+            let state = read_state(dir)?;
             if t.steps < state.step {
                 return Err(TrainError::Input(format!(
                     "[train] steps = {} is below the step the checkpoint in {} reached ({}): training cannot go back; set steps ≥ {} to continue, or choose another [train] out",

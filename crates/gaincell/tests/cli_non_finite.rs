@@ -68,11 +68,7 @@ fn a_checkpoint_with_a_nan_weight_is_refused_naming_the_tensor() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/stories260k/software");
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model");
-    std::fs::create_dir_all(&model).unwrap();
-    for e in std::fs::read_dir(&shipped).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
-    }
+    common::copy_dir(&shipped, &model);
     let weights = model.join("model.safetensors");
     let mut tensors = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap();
     let name = "model.layers.1.mlp.down_proj.weight";

@@ -1,17 +1,12 @@
 //! `gaincell eval ppl` reads its text as a stream: `--max-tokens N` on a long file scores exactly what the file's
 //! first part alone scores, and a model whose loss is NaN is an error, not a number.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::gaincell;
 use gaincell_model::Tokenizer;
-
-fn gaincell(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gaincell"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -121,11 +116,7 @@ fn tensor_bytes(file: &[u8], name: &str) -> Option<(usize, usize)> {
 fn a_nan_or_infinite_loss_is_an_error_naming_the_stage() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("model");
-    std::fs::create_dir(&model).unwrap();
-    for e in std::fs::read_dir(stories_model()).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
-    }
+    common::copy_dir(&stories_model(), &model);
     let st = model.join("model.safetensors");
     let mut bytes = std::fs::read(&st).unwrap();
     let (a, b) = tensor_bytes(&bytes, "model.norm.weight").expect("the final norm's weight");

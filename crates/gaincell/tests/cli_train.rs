@@ -6,12 +6,11 @@ use std::time::{Duration, Instant};
 
 use gaincell_train::trainer::{read_metrics, Event};
 
+mod common;
+use common::{gaincell, snapshot};
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gaincell"))
-}
-
-fn gaincell(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
 }
 
 fn ok(out: Output) -> String {
@@ -544,25 +543,6 @@ fn sigkill_then_resume_of_a_distilled_run_gives_the_uninterrupted_curve_bit_for_
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(says), "{err}");
     }
-}
-
-/// Every file under `dir` with its bytes, to show a refused command changed nothing.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let bytes = std::fs::read(&p).unwrap();
-                files.push((p, bytes));
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 /// `train --resume` with settings that differ from the checkpoint's is refused (one line, exit 2, nothing

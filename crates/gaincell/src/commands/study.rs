@@ -212,13 +212,9 @@ fn cells(a: CellsStudy) -> Result<()> {
             // A rerun of the study: a fine-tune finished with the same settings is taken as it is; one that
             // differs (or stopped early) goes through train's resume, which refuses changed settings.
             let existing = trainer::latest_checkpoint(&run.train.out);
-            let step = existing
-                .as_ref()
-                .and_then(|d| std::fs::read_to_string(d.join("state.json")).ok())
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .and_then(|v| v["step"].as_u64());
-            let done = step == Some(a.finetune_steps as u64)
-                && trainer::finished_run_changes(&run)?.is_empty();
+            let step = existing.as_deref().and_then(trainer::checkpoint_step);
+            let done =
+                step == Some(a.finetune_steps) && trainer::finished_run_changes(&run)?.is_empty();
             if done {
                 // A finished fine-tune of the same settings (a rerun of the study): its last validation.
                 trainer::read_metrics(&run.train.out)?

@@ -1,6 +1,8 @@
 //! What the CLI tests share: run the binary, read its output, check one-line errors.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn gaincell(args: &[&str]) -> Output {
@@ -30,4 +32,33 @@ pub fn fails_with(args: &[&str], needle: &str) {
         err.starts_with("error: ") && err.contains(needle),
         "{needle}: {err}"
     );
+}
+
+/// Every file under `dir` (recursively) with its bytes: compared before and after, it shows that a refused
+/// command changed nothing.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// Copy the files of the folder `from` (not its subfolders) into `to`, created if missing.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
 }
