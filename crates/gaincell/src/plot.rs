@@ -414,3 +414,73 @@ fn draw_stacked<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, spec: &Stacked
     }
     legend_and_present(&root, &mut chart, SeriesLabelPosition::UpperLeft)
 }
+
+/// A scatter chart of paired values (e.g. a circuit simulation against a model), with the y = x diagonal.
+pub(crate) struct Scatter {
+    pub title: String,
+    pub x_desc: String,
+    pub y_desc: String,
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+pub(crate) fn scatter_on(canvas: Canvas, spec: &Scatter) -> Result<()> {
+    match canvas {
+        Canvas::Png(a) => draw_scatter(a, spec),
+        Canvas::Svg(a) => draw_scatter(a, spec),
+    }
+}
+
+fn draw_scatter<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, spec: &Scatter) -> Result<()> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing a plot: {e}");
+    root.fill(&WHITE).map_err(err)?;
+    let all = spec.series.iter().flat_map(|(_, p)| p.iter());
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &(x, y)| {
+        (l.min(x).min(y), h.max(x).max(y))
+    });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    let pad = (hi - lo) * 0.05;
+    let range = (lo - pad)..(hi + pad);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&spec.title, (FAMILY, 22))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(range.clone(), range)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(spec.x_desc.as_str())
+        .y_desc(spec.y_desc.as_str())
+        .label_style((FAMILY, 15))
+        .axis_desc_style((FAMILY, 17))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(err)?;
+    let grey = RGBColor(120, 120, 120);
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(lo - pad, lo - pad), (hi + pad, hi + pad)],
+            8,
+            5,
+            grey.stroke_width(1),
+        ))
+        .map_err(err)?
+        .label("y = x")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], grey.stroke_width(1)));
+    for (i, (label, pts)) in spec.series.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|&p| Circle::new(p, 3, colour.mix(0.7).filled())),
+            )
+            .map_err(err)?
+            .label(label.as_str())
+            .legend(move |(x, y)| Circle::new((x + 12, y), 4, colour.filled()));
+    }
+    legend_and_present(&root, &mut chart, SeriesLabelPosition::UpperLeft)
+}

