@@ -218,3 +218,225 @@ fn missing_models_are_a_one_line_error_with_the_fetch_hint() {
         "{err}"
     );
 }
+
+/// The tolerance the array comparison is held to (docs/cell-fit.md, "An array in SPICE"): the RMS score error of
+/// the simulator with a fitted cell, and of the DC curve at the written voltages, against ngspice, as a fraction
+/// of the largest SPICE score.
+const ARRAY_SCORE_RMS_TOLERANCE: f64 = 0.25;
+/// The same for the simulator with the effective cell (each level's current measured after a real write, during
+/// a real read pulse), which should leave only the pulse edges.
+const EFFECTIVE_SCORE_RMS_TOLERANCE: f64 = 0.02;
+
+#[test]
+fn a_small_sky130_array_agrees_with_the_simulator_within_the_stated_tolerance() {
+    let test = "a_small_sky130_array_agrees_with_the_simulator_within_the_stated_tolerance";
+    if !spice_ready(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cell = dir.path().join("cell");
+    let c = cell.to_str().unwrap();
+    // The flow a user runs: characterise the cell, fit its curve, build arrays of it.
+    stdout(&gaincell_env(
+        &[
+            "cell",
+            "characterize",
+            "--out",
+            c,
+            "--points",
+            "16",
+            "--read-points",
+            "2",
+            "--mc",
+            "0",
+            "--hold-ms",
+            "1",
+        ],
+        &[],
+    ));
+    let chip = dir.path().join("deg5.toml");
+    stdout(&gaincell_env(
+        &[
+            "cell",
+            "fit",
+            "--iv",
+            cell.join("iv.csv").to_str().unwrap(),
+            "--degree",
+            "5",
+            "--out",
+            chip.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    let out = dir.path().join("array");
+    let started = std::time::Instant::now();
+    let text = stdout(&gaincell_env(
+        &[
+            "cell",
+            "array",
+            "--chip",
+            chip.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--trials",
+            "2",
+            "--rows",
+            "4",
+            "--dims",
+            "4",
+            "--per-deck",
+            "1",
+            "--s-sat",
+            "10",
+            "--a-sat",
+            "10",
+        ],
+        &[],
+    ));
+    eprintln!("cell array took {:.1} s", started.elapsed().as_secs_f64());
+    assert!(text.contains("within one LSB"), "{text}");
+    let j = json(&out.join("array.json"));
+    let trials = j["trial_results"].as_array().unwrap();
+    assert_eq!(trials.len(), 2);
+    let f = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+
+    // The write: charge injection as the write transistor turns off pulls the node down, by tens of mV.
+    for w in j["writes"].as_array().unwrap() {
+        let shift = w["shift_mv"].as_f64().unwrap();
+        assert!((-150.0..=20.0).contains(&shift), "{w}");
+    }
+    // Scores: a unipolar cell into a virtual ground gives charges ≥ 0 (up to coupling at the edges).
+    let mut largest = 0.0f64;
+    for t in trials {
+        for s in f(&t["spice"]["scores_ua"]) {
+            assert!(s.is_finite() && s > -0.05, "{s}");
+            largest = largest.max(s);
+        }
+    }
+    assert!(largest > 0.1, "the arrays read nothing: {largest} µA");
+    let rms = |model: &str| -> f64 {
+        let e: Vec<f64> = trials
+            .iter()
+            .flat_map(|t| {
+                f(&t[model]["scores_ua"])
+                    .into_iter()
+                    .zip(f(&t["spice"]["scores_ua"]))
+                    .map(|(m, s)| m - s)
+            })
+            .collect();
+        (e.iter().map(|x| x * x).sum::<f64>() / e.len() as f64).sqrt()
+    };
+    for (model, tolerance) in [
+        ("simulator", ARRAY_SCORE_RMS_TOLERANCE),
+        ("dc_written", ARRAY_SCORE_RMS_TOLERANCE),
+        ("simulator_effective", EFFECTIVE_SCORE_RMS_TOLERANCE),
+    ] {
+        let r = rms(model) / largest;
+        assert!(
+            r <= tolerance,
+            "{model}: RMS score error {r:.4} of the largest score, more than {tolerance}"
+        );
+    }
+    // The effective cell is a chip file every command takes.
+    let shown = stdout(&gaincell_env(
+        &[
+            "chip",
+            "show",
+            out.join("chip-effective.toml").to_str().unwrap(),
+        ],
+        &[],
+    ));
+    assert!(shown.contains("polynomial"), "{shown}");
+
+    // The simulator's answer is what `gaincell attention` gives on the files written, and its outputs are the
+    // counter applied to the inputs the report gives.
+    let att = dir.path().join("att");
+    stdout(&gaincell_env(
+        &[
+            "attention",
+            "--chip",
+            out.join("chip.toml").to_str().unwrap(),
+            "--q",
+            out.join("q.npy").to_str().unwrap(),
+            "--k",
+            out.join("k.npy").to_str().unwrap(),
+            "--v",
+            out.join("v.npy").to_str().unwrap(),
+            "--out-dir",
+            att.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    let read = |name: &str| -> Vec<f32> {
+        let a: ndarray::ArrayD<f32> = ndarray_npy::read_npy(att.join(name)).unwrap();
+        a.iter().copied().collect()
+    };
+    let (attn_out, attn_scores) = (read("out.npy"), read("scores.npy"));
+    let lsb = j["output_lsb"].as_f64().unwrap();
+    for (n, t) in trials.iter().enumerate() {
+        let out_row = &attn_out[n * 16 + 12..n * 16 + 16];
+        let score_row = &attn_scores[n * 16 + 12..n * 16 + 16];
+        let sim_out = f(&t["simulator"]["out"]);
+        let sim_scores = f(&t["simulator"]["scores_ua"]);
+        for i in 0..4 {
+            assert_eq!(out_row[i] as f64, sim_out[i], "trial {n} output {i}");
+            assert_eq!(score_row[i] as f64, sim_scores[i], "trial {n} score {i}");
+        }
+        for (o, pre) in sim_out.iter().zip(f(&t["simulator"]["out_pre"])) {
+            let expected = (pre.clamp(-1.0, 1.0) / lsb).round() * lsb;
+            assert!(
+                (o - expected).abs() < 1e-4,
+                "output {o}, counter input {pre}"
+            );
+        }
+    }
+    for file in [
+        "report.md",
+        "array-vs-simulator.png",
+        "array-vs-simulator.svg",
+        "spice/k0.cir",
+        "spice/v1.log",
+    ] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+}
+
+#[test]
+fn bad_array_settings_are_one_line_errors_before_any_simulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("array");
+    for (args, expect) in [
+        (vec!["--chip", "software"], "is a softmax chip"),
+        (
+            vec!["--chip", "paper-nonlinear", "--rows", "0"],
+            "--rows is 0",
+        ),
+        (
+            vec!["--chip", "paper-nonlinear", "--dims", "65"],
+            "at most 64",
+        ),
+        (
+            vec!["--chip", "paper-nonlinear", "--edge-ps", "5000"],
+            "below a quarter of T_max",
+        ),
+        (
+            vec!["--chip", "paper-nonlinear", "--s-sat=-1"],
+            "--s-sat is -1",
+        ),
+    ] {
+        let mut full = vec!["cell", "array", "--out", o.to_str().unwrap()];
+        full.extend(args.iter().copied());
+        let out = gaincell_env(&full, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(!o.exists(), "nothing written for {args:?}");
+    }
+}

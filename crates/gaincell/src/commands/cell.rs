@@ -96,10 +96,21 @@ pub fn run(cmd: CellCommand) -> Result<()> {
 /// `cell fit` with its defaults (a cubic at V_in = 0.9 V, y = V_store − 0.45 V, base paper-nonlinear) on `iv`,
 /// writing the chip file `out` and the fit as JSON to `json`: what `cell characterize` runs on its table.
 pub(crate) fn fit_with_defaults(iv: &Path, out: &Path, json: &Path) -> Result<()> {
+    fit_degree(iv, 0.9, 3, out, json)
+}
+
+/// `cell fit --iv IV --v-in V_IN --degree DEGREE --out OUT --json JSON`, the other options at their defaults.
+pub(crate) fn fit_degree(
+    iv: &Path,
+    v_in: f64,
+    degree: usize,
+    out: &Path,
+    json: &Path,
+) -> Result<()> {
     fit(FitArgs {
         iv: iv.to_path_buf(),
-        v_in: 0.9,
-        degree: 3,
+        v_in,
+        degree,
         offset: 0.45,
         weighted: false,
         form: Form::OneD,
