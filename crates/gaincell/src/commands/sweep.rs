@@ -191,7 +191,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
                     bar.set_message(format!("{what}: {done}/{total}"))
                 })
                 .with_context(|| format!("sweep point {what}"))?;
-            bar.suspend(|| println!("point {i:>4}  {what:<36}{}", accuracy_line(&a)));
+            bar.suspend(|| println!("point {i:>4}  {what}  {}", accuracy_line(&a)));
             rows[i].row.accuracy = Some(a);
             bar.inc(1);
         }
@@ -363,8 +363,13 @@ fn finish(
         .iter()
         .find_map(|r| r.accuracy.as_ref()?.shown())
         .map_or("", |s| s.1);
+    // Wide enough for the longest point, so the columns stay aligned.
+    let w = rows
+        .iter()
+        .map(|r| describe(&r.settings).chars().count() + 2)
+        .fold(36, usize::max);
     println!(
-        "  {:<36}{:>12}{:>14}{:>14}{:>14}{:>10}",
+        "  {:<w$}{:>12}{:>14}{:>14}{:>14}{:>10}",
         "point", "latency", "energy/head", "energy/layer", "area/layer", name
     );
     for r in &rows {
@@ -375,7 +380,7 @@ fn finish(
             .and_then(|a| a.shown())
             .map_or(String::new(), |(v, _)| format!("{v:.4}"));
         println!(
-            "  {:<36}{:>12}{:>14}{:>14}{:>14}{:>10}",
+            "  {:<w$}{:>12}{:>14}{:>14}{:>14}{:>10}",
             describe(&r.settings),
             si(rep.latency.total_ns * 1e-9, "s"),
             si(rep.energy.total_pj * 1e-12, "J"),
