@@ -1,5 +1,5 @@
 //! `gaincell sweep` with an accuracy column group, from the outside, on the shipped stories260K model: the group
-//! equals `gaincell eval ppl` on the same chip and text; `--shard 0/2` and `1/2` merged equal the unsharded run
+//! equals `gaincell eval ppl` on the same chip and text, and `gaincell eval tasks` on the same task; `--shard 0/2` and `1/2` merged equal the unsharded run
 //! file for file; bad shard syntax, mismatched, missing or repeated shards and chips that do not fit the model
 //! are one-line errors.
 
@@ -148,6 +148,89 @@ fn the_accuracy_group_equals_eval_ppl_on_the_same_chip_and_text() {
     );
     // The cost model follows the accuracy model when --model is not given.
     assert_eq!(r["definition"]["cost_model"]["head_dim"], 8);
+}
+
+/// A three-question ARC-Easy file in the layout `eval tasks` reads, about the story.
+fn arc_easy(dir: &Path) -> String {
+    let data = dir.join("tasks");
+    std::fs::create_dir_all(data.join("arc-easy")).unwrap();
+    let q = |query: &str, choices: [&str; 4], gold: usize| {
+        serde_json::json!({"query": format!("Question: {query}"), "choices": choices, "gold": gold})
+            .to_string()
+    };
+    let lines = [
+        q(
+            "What did Lily kick?",
+            ["a red ball", "a blue sky", "a big dog", "a cat"],
+            0,
+        ),
+        q(
+            "How were they at the end?",
+            ["sad", "happy", "angry", "tired"],
+            1,
+        ),
+        q(
+            "Where did Lily play?",
+            ["at school", "in the sea", "in the park", "on the moon"],
+            2,
+        ),
+    ];
+    std::fs::write(
+        data.join("arc-easy/arc_easy.jsonl"),
+        lines.join("\n") + "\n",
+    )
+    .unwrap();
+    s(&data)
+}
+
+#[test]
+fn the_task_group_equals_eval_tasks_on_the_same_chip() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = arc_easy(dir.path());
+    let results = dir.path().join("tasks.json");
+    stdout(&gaincell(&[
+        "eval",
+        "tasks",
+        "--model",
+        &model(),
+        "--chip",
+        &chip(),
+        "--tasks",
+        "arc_easy",
+        "--data-dir",
+        &data,
+        "--out",
+        &s(&results),
+    ]));
+    let want = read_json(&results)["results"]["arc_easy"].clone();
+    let out = dir.path().join("sweep");
+    stdout(&gaincell(&[
+        "sweep",
+        "--chip",
+        &chip(),
+        "--vary",
+        "key_bits=3",
+        "--accuracy-model",
+        &model(),
+        "--accuracy-task",
+        "arc_easy",
+        "--accuracy-data",
+        &data,
+        "--out",
+        &s(&out),
+        "--no-plots",
+    ]));
+    let r = read_json(&out.join("results.json"));
+    let metrics = r["points"][0]["accuracy"]["task"]["metrics"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for m in metrics {
+        let name = m["name"].as_str().unwrap();
+        assert_eq!(m["value"], want[name], "{name}");
+        assert_eq!(m["stderr"], want[format!("{name}_stderr")], "{name}");
+    }
+    assert_eq!(r["definition"]["accuracy"]["task"]["docs"], 3);
 }
 
 /// Every file of a sweep folder, results.json without its timing fields.
