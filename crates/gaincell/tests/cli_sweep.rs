@@ -407,6 +407,22 @@ fn bad_shards_and_chips_are_one_line_errors() {
             "sweep",
             "--vary",
             "window=256",
+            "--accuracy-model",
+            &model(),
+            "--accuracy-text",
+            &text,
+            "--accuracy-ctx",
+            "1000",
+            "--out",
+            &out,
+        ],
+        "--accuracy-ctx 1000: give 2 to 512",
+    );
+    fails_with(
+        &[
+            "sweep",
+            "--vary",
+            "window=256",
             "--accuracy-text",
             &text,
             "--out",

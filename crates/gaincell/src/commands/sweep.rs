@@ -313,6 +313,13 @@ fn accuracy_line(a: &Accuracy) -> String {
 fn merge(m: MergeArgs) -> Result<()> {
     let merged = shard::merge(&m.shards)?;
     let (points, model, baselines) = rebuild(&merged.definition)?;
+    if points.len() != merged.settings.len() {
+        bail!(
+            "the shards say {} points but their definition gives {}: a damaged shard file",
+            merged.settings.len(),
+            points.len()
+        );
+    }
     let mut rows = Vec::with_capacity(points.len());
     for (pending, (settings, accuracy)) in cost_rows(points, &model, &baselines)?
         .into_iter()

@@ -223,6 +223,13 @@ impl AccuracyArgs {
             (ids, bytes) = read_text(&loaded, path, self.tokens)?;
             let ctx = self.ctx.unwrap_or(loaded.model.config.n_positions());
             let stride = self.stride.unwrap_or((ctx / 2).max(1));
+            let positions = loaded.model.config.n_positions();
+            if ctx < 2 || ctx > positions {
+                bail!("--accuracy-ctx {ctx}: give 2 to {positions} (the model's positions)");
+            }
+            if stride == 0 || stride > ctx {
+                bail!("--accuracy-stride {stride}: give 1 to the window's {ctx} tokens");
+            }
             ppl = Some(PplOptions { ctx, stride });
             spec.text = Some(TextSpec {
                 path: path.display().to_string(),
