@@ -78,7 +78,8 @@ enum Command {
     Bench(commands::bench::BenchCommand),
     /// Latency, energy, area and retention of a chip running a model's attention, beside GPU baselines.
     Cost(commands::cost::CostArgs),
-    /// Cost of every combination of chip fields (--vary KEY=V1,V2,...): a CSV and plots (PNG and SVG).
+    /// Cost, and with --accuracy-model accuracy, of every combination of chip fields (--vary KEY=V1,V2,...): CSV,
+    /// JSON, markdown and plots with the Pareto fronts; `sweep merge` joins `--shard I/N` runs.
     Sweep(commands::sweep::SweepArgs),
     /// Studies the paper leaves open, each writing a table (markdown + JSON) and plots: `study cells` puts the
     /// linear model's weights on other cell curves, unadapted, adapted and fine-tuned.
