@@ -1063,6 +1063,10 @@ fn draw(out: &Path, records: &[TrialRecord], histogram: &[(i64, usize)]) -> Resu
         series: vec![
             ("simulator (fitted cell)".into(), pairs(simulator, pre_of)),
             (
+                "simulator (effective cell)".into(),
+                pairs(effective, pre_of),
+            ),
+            (
                 "DC curve at the written voltages".into(),
                 pairs(dc_written, pre_of),
             ),
