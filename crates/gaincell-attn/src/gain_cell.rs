@@ -414,14 +414,24 @@ fn term_block_impl(
             write_probe_row(&mut ps[a * n..(a + 1) * n], jlo + lo, &row[lo..=hi]);
         }
         match &prep.noise {
-            None => {
-                for x in &mut row[lo..=hi] {
-                    *x = (*x * p.inv_s_sat).clamp(0.0, 1.0);
+            Some((_, hn)) if !hn.conv_gain.is_empty() => {
+                // Each key column's converter, over runs of consecutive slots (the ring wraps between runs).
+                let (mut c, mut slot) = (lo, (jlo + lo) % w);
+                while c <= hi {
+                    let len = (hi + 1 - c).min(w - slot);
+                    let (g, th) = (
+                        &hn.conv_gain[slot..slot + len],
+                        &hn.conv_threshold[slot..slot + len],
+                    );
+                    for ((x, &g), &th) in row[c..c + len].iter_mut().zip(g).zip(th) {
+                        *x = ((g * *x - th) * p.inv_s_sat).clamp(0.0, 1.0);
+                    }
+                    (c, slot) = (c + len, 0);
                 }
             }
-            Some((_, hn)) => {
-                for (j, x) in (jlo + lo..).zip(&mut row[lo..=hi]) {
-                    *x = hn.phi(*x, j % w, p.inv_s_sat);
+            _ => {
+                for x in &mut row[lo..=hi] {
+                    *x = (*x * p.inv_s_sat).clamp(0.0, 1.0);
                 }
             }
         }
@@ -549,8 +559,17 @@ fn read_tile(
             Some(tn) if tn.live(a, all.clone()) => {
                 let t = tn.t0 + a;
                 tn.hn.add_value_read(t, tn.m, y);
-                for (c, (o, &y)) in orow.iter_mut().zip(y.iter()).enumerate() {
-                    *o += p.out.apply(tn.hn.counted(y, tn.m, c, d) * p.inv_a_sat);
+                let hn = tn.hn;
+                if hn.count_gain.is_empty() {
+                    for (o, &y) in orow.iter_mut().zip(y.iter()) {
+                        *o += p.out.apply(y * p.inv_a_sat);
+                    }
+                } else {
+                    let lines = tn.m * d..(tn.m + 1) * d;
+                    let (g, th) = (&hn.count_gain[lines.clone()], &hn.count_threshold[lines]);
+                    for (((o, &y), &g), &th) in orow.iter_mut().zip(y.iter()).zip(g).zip(th) {
+                        *o += p.out.apply((g * y - th) * p.inv_a_sat);
+                    }
                 }
             }
             _ => {

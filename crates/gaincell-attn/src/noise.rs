@@ -12,7 +12,7 @@
 //!   converter and counter `clamp(((1 + σ_kg·z)·Σ − σ_kt·z) / A_sat, −1, 1)`, static per (layer, key/value head,
 //!   tile, dim). A sub-tile holding no live column is idle: it is not read, and reads out zero as before.
 
-use gaincell_chip::draw::{normal_pair, Source, Stream};
+use gaincell_chip::draw::{Source, Stream};
 use gaincell_chip::ChipConfig;
 
 /// Where a kernel call sits on the chip: its layer, and how its `heads` map to physical heads. Kernel head `h` is
@@ -227,28 +227,31 @@ impl NoiseParams {
                 s.sigma,
             )
         });
+        // Draws in chunks of dims (vectorised): write (key, value), then each array's cell (gain, offset).
+        const C: usize = 64;
+        let mut z = [[0.0f32; C]; 6];
         let mut gains = gains;
-        for c in 0..k.len() {
-            let (zk, zv) = match write {
-                Some((st, sigma)) => {
-                    let (a, b) = normal_pair(st.hash(c as u64));
-                    (sigma * a, sigma * b)
+        for c0 in (0..k.len()).step_by(C) {
+            let n = (k.len() - c0).min(C);
+            let [zk, zv, gk, ok, gv, ov] = &mut z;
+            if let Some((st, _)) = write {
+                st.pairs(c0 as u64, &mut zk[..n], &mut zv[..n]);
+            }
+            if let Some((sk, sv, _)) = cell {
+                sk.pairs(c0 as u64, &mut gk[..n], &mut ok[..n]);
+                sv.pairs(c0 as u64, &mut gv[..n], &mut ov[..n]);
+            }
+            let sw = write.map_or(0.0, |w| w.1);
+            let [sg, so] = cell.map_or([0.0; 2], |c| c.2);
+            for i in 0..n {
+                let c = c0 + i;
+                let (kg, vg) = (1.0 + sg * gk[i], 1.0 + sg * gv[i]);
+                k[c] = stored(k[c], sw * zk[i], kg, so * ok[i]);
+                v[c] = stored(v[c], sw * zv[i], vg, so * ov[i]);
+                if let Some((gkd, gvd)) = gains.as_mut() {
+                    gkd[c] = kg;
+                    gvd[c] = vg;
                 }
-                None => (0.0, 0.0),
-            };
-            let ((gk, ok), (gv, ov)) = match cell {
-                Some((sk, sv, [sg, so])) => {
-                    let (a, b) = normal_pair(sk.hash(c as u64));
-                    let (e, f) = normal_pair(sv.hash(c as u64));
-                    ((1.0 + sg * a, so * b), (1.0 + sg * e, so * f))
-                }
-                None => ((1.0, 0.0), (1.0, 0.0)),
-            };
-            k[c] = stored(k[c], zk, gk, ok);
-            v[c] = stored(v[c], zv, gv, ov);
-            if let Some((gkd, gvd)) = gains.as_mut() {
-                gkd[c] = gk;
-                gvd[c] = gv;
             }
         }
     }
@@ -259,12 +262,11 @@ impl NoiseParams {
         let mut h = HeadNoise::default();
         let table = |s: Src<2>, n: usize| -> (Vec<f32>, Vec<f32>) {
             let st = s.stream.at(at.layer as u64).at(at.kv_head as u64);
-            (0..n)
-                .map(|i| {
-                    let (g, t) = normal_pair(st.hash(i as u64));
-                    (1.0 + s.sigma[0] * g, s.sigma[1] * t)
-                })
-                .unzip()
+            let (mut g, mut t) = (vec![0.0f32; n], vec![0.0f32; n]);
+            st.pairs(0, &mut g, &mut t);
+            g.iter_mut().for_each(|x| *x = 1.0 + s.sigma[0] * *x);
+            t.iter_mut().for_each(|x| *x *= s.sigma[1]);
+            (g, t)
         };
         if let Some(s) = self.converter {
             (h.conv_gain, h.conv_threshold) = table(s, slots);
