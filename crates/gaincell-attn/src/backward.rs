@@ -244,11 +244,11 @@ fn sequence_backward(
                         if live {
                             hn.add_value_read(t, tile, y);
                         }
-                        for c in 0..d {
+                        for (c, &y) in y.iter().enumerate() {
                             let (x, g) = if live {
-                                (hn.counted(y[c], tile, c, d), hn.counter_gain(tile, c, d))
+                                (hn.counted(y, tile, c, d), hn.counter_gain(tile, c, d))
                             } else {
-                                (y[c], 1.0)
+                                (y, 1.0)
                             };
                             let i = a * d + c;
                             sc.ga[i] = if (-1.0..=1.0).contains(&(x * p.inv_a_sat)) {

@@ -90,7 +90,11 @@ fn prepare(
         Default::default()
     };
     if nz.perturbs_weights() {
-        for (j, (kc, vc)) in kw.chunks_exact_mut(d).zip(vw.chunks_exact_mut(d)).enumerate() {
+        for (j, (kc, vc)) in kw
+            .chunks_exact_mut(d)
+            .zip(vw.chunks_exact_mut(d))
+            .enumerate()
+        {
             nz.store(at, j % p.window, j, 0, kc, vc, None);
         }
     }
@@ -453,13 +457,9 @@ fn term_block_impl(
         })
     };
     let tile_noise = |m: usize| {
-        prep.noise.as_ref().map(|(_, hn)| TileNoise {
-            hn,
-            m,
-            t0,
-            jlo,
-            w,
-        })
+        prep.noise
+            .as_ref()
+            .map(|(_, hn)| TileNoise { hn, m, t0, jlo, w })
     };
     match p.tile_rows {
         None => read_tile(

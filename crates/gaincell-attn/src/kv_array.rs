@@ -220,7 +220,14 @@ impl KvArray {
 
     /// Store weights `kw`, `vw` (`Q(x) − offset`) of position `pos`, its `writes`-th write, perturbed by the
     /// chip's variation and write noise.
-    fn store_noisy(&mut self, slot: usize, pos: usize, writes: usize, mut kw: Vec<f32>, mut vw: Vec<f32>) {
+    fn store_noisy(
+        &mut self,
+        slot: usize,
+        pos: usize,
+        writes: usize,
+        mut kw: Vec<f32>,
+        mut vw: Vec<f32>,
+    ) {
         let (d, width) = (self.d, self.width);
         let p = &self.p;
         if let Some(nz) = &p.noise {

@@ -24,8 +24,8 @@ pub mod softmax;
 
 pub use backward::{gain_cell_backward, gain_cell_backward_at, Gradients};
 pub use gain_cell::{gain_cell_forward, gain_cell_forward_at, Probes};
-pub use noise::{HeadSite, Site};
 pub use kv_array::KvArray;
+pub use noise::{HeadSite, Site};
 pub use params::{GainCellParams, Shape};
 pub use softmax::{softmax_backward, softmax_forward};
 

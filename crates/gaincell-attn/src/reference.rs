@@ -51,9 +51,9 @@ impl Draws {
                 2 * c + array,
             );
         let cell = [self.layer, self.kv, array, slot];
-        let gain = 1.0
-            + self.v.cell_gain_sigma * Self::z(self.v.seed, Source::Cell, &cell, 2 * c);
-        let offset = self.v.cell_offset_sigma_v * Self::z(self.v.seed, Source::Cell, &cell, 2 * c + 1);
+        let gain = 1.0 + self.v.cell_gain_sigma * Self::z(self.v.seed, Source::Cell, &cell, 2 * c);
+        let offset =
+            self.v.cell_offset_sigma_v * Self::z(self.v.seed, Source::Cell, &cell, 2 * c + 1);
         gain * (w0 + write) + offset
     }
 
@@ -141,9 +141,21 @@ pub fn gain_cell_at(
             Some(p) => ((t - j) % p, (t - j) / p),
             None => (t - j, 0),
         };
-        let weight = |x: &[f32], quant: &gaincell_chip::Quantizer, array: u64, t: usize, j: usize, c: usize| {
+        let weight = |x: &[f32],
+                      quant: &gaincell_chip::Quantizer,
+                      array: u64,
+                      t: usize,
+                      j: usize,
+                      c: usize| {
             let w0 = at(x, quant, j, c) - off;
-            dr.weight(w0, array, (j % w) as u64, j as u64, age_writes(t, j).1 as u64, c as u64)
+            dr.weight(
+                w0,
+                array,
+                (j % w) as u64,
+                j as u64,
+                age_writes(t, j).1 as u64,
+                c as u64,
+            )
         };
         for t in 0..n {
             // Sums only for the sub-tiles that can hold one of this query's keys (slots below min(t + 1, W));
@@ -163,7 +175,12 @@ pub fn gain_cell_at(
                     .map(|c| at(q, &qq, t, c) * f(decay * weight(k, &kq, 0, t, j, c)))
                     .collect();
                 let s: f64 = terms.iter().sum::<f64>()
-                    + dr.read(Source::ScoreRead, chip.noise.score_read_sigma_ua, t as u64, j as u64);
+                    + dr.read(
+                        Source::ScoreRead,
+                        chip.noise.score_read_sigma_ua,
+                        t as u64,
+                        j as u64,
+                    );
                 r.score_scale[(h * n + t) * n + j] = terms.iter().map(|x| x.abs()).sum();
                 let (g, th) = dr.converter(Source::Converter, (j % w) as u64);
                 let phi = ((g * s - th) / chip.readout.s_sat).clamp(0.0, 1.0);
@@ -178,7 +195,12 @@ pub fn gain_cell_at(
                 for (c, a) in tile.iter().enumerate() {
                     let i = (m * dim + c) as u64;
                     let a = if noisy {
-                        let y = a + dr.read(Source::ValueRead, chip.noise.value_read_sigma_ua, t as u64, i);
+                        let y = a + dr.read(
+                            Source::ValueRead,
+                            chip.noise.value_read_sigma_ua,
+                            t as u64,
+                            i,
+                        );
                         let (g, th) = dr.converter(Source::Counter, i);
                         g * y - th
                     } else {

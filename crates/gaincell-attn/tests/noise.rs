@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use gaincell_attn::{
-    gain_cell_backward, gain_cell_backward_at, gain_cell_forward, gain_cell_forward_at, reference,
-    GainCellParams, KvArray, Probes, Shape, Site,
+    gain_cell_backward, gain_cell_backward_at, gain_cell_forward_at, reference, GainCellParams,
+    KvArray, Probes, Shape, Site,
 };
 use gaincell_chip::draw::{Source, Stream};
 use gaincell_chip::ChipConfig;
@@ -30,7 +30,17 @@ fn forward_at(chip: &ChipConfig, site: Site, x: &Inputs) -> Fast {
         scores: &mut f.scores,
         phi: &mut f.phi,
     };
-    gain_cell_forward_at(&p, site, x.shape, &x.q, &x.k, &x.v, &mut f.out, Some(probes)).unwrap();
+    gain_cell_forward_at(
+        &p,
+        site,
+        x.shape,
+        &x.q,
+        &x.k,
+        &x.v,
+        &mut f.out,
+        Some(probes),
+    )
+    .unwrap();
     f
 }
 
@@ -75,7 +85,10 @@ fn check_forms(chip: &ChipConfig, site: Site, shape: Shape, seed: u64) {
     let p64: Vec<f64> = parallel.iter().map(|&x| x as f64).collect();
     let ties = assert_out_close(&inc, &p64, &r.margin, step, 1e-5, 1e-4);
     let ties_ref = assert_out_close(&parallel, &r.out, &r.margin, step, 1e-4, 1e-4);
-    eprintln!("{} {shape:?} {site:?}: {ties} / {ties_ref} readout ties", chip.name);
+    eprintln!(
+        "{} {shape:?} {site:?}: {ties} / {ties_ref} readout ties",
+        chip.name
+    );
     let clean = fast(&strip_noise(chip), &x).out;
     assert_ne!(clean, parallel, "the noise must change the result");
 }
@@ -89,14 +102,12 @@ fn strip_noise(chip: &ChipConfig) -> ChipConfig {
 
 #[test]
 fn every_sigma_zero_is_bit_identical_to_the_ideal_chip() {
-    let zero = "[variation]\nseed = 3\ncell_gain_sigma = 0.0\n[noise]\nseed = 8\nwrite_sigma_v = 0.0";
+    let zero =
+        "[variation]\nseed = 3\ncell_gain_sigma = 0.0\n[noise]\nseed = 8\nwrite_sigma_v = 0.0";
     for (base, extra) in [
         ("paper-nonlinear", "[geometry]\nwindow = 128"),
         ("paper-linear", "[leakage]\nenabled = false"),
-        (
-            "paper-nonlinear",
-            "[cell]\nkind = \"sigmoid\"",
-        ),
+        ("paper-nonlinear", "[cell]\nkind = \"sigmoid\""),
     ] {
         let plain = chip(base, extra);
         let zeroed = chip(base, &format!("{extra}\n{zero}"));
@@ -160,8 +171,9 @@ fn same_seed_same_result_on_one_and_two_threads() {
         pool.install(|| {
             let f = forward_at(chip, Site::new(2, 4, 1), &x);
             let p = GainCellParams::new(chip).unwrap();
-            let g = gain_cell_backward_at(&p, Site::new(2, 4, 1), x.shape, &x.q, &x.k, &x.v, &f.out)
-                .unwrap();
+            let g =
+                gain_cell_backward_at(&p, Site::new(2, 4, 1), x.shape, &x.q, &x.k, &x.v, &f.out)
+                    .unwrap();
             (f.out, g.q, g.k, g.v)
         })
     };
@@ -197,7 +209,10 @@ fn sd_within(what: &str, xs: &[f64], sigma: f64) {
     let mean = xs.iter().sum::<f64>() / n;
     let tol = 5.0 * sigma / (2.0 * n).sqrt();
     eprintln!("{what}: σ measured {sd:.5} over {n} draws, configured {sigma} (± {tol:.5}), mean {mean:.5}");
-    assert!((sd - sigma).abs() < tol, "{what}: σ {sd} vs {sigma} ± {tol}");
+    assert!(
+        (sd - sigma).abs() < tol,
+        "{what}: σ {sd} vs {sigma} ± {tol}"
+    );
     assert!(mean.abs() < 5.0 * sigma / n.sqrt(), "{what}: mean {mean}");
 }
 
@@ -229,15 +244,24 @@ fn each_source_has_the_sigma_configured() {
     let noisy = |extra: &str| fast(&ideal(1, 128, extra), &x);
 
     let f = noisy("[noise]\nwrite_sigma_v = 0.02");
-    let d: Vec<f64> = score_diffs(&f, &clean, shape, true).iter().map(|s| s / SLOPE).collect();
+    let d: Vec<f64> = score_diffs(&f, &clean, shape, true)
+        .iter()
+        .map(|s| s / SLOPE)
+        .collect();
     sd_within("write noise (V)", &d, 0.02);
 
     let f = noisy("[variation]\ncell_offset_sigma_v = 0.03");
-    let d: Vec<f64> = score_diffs(&f, &clean, shape, true).iter().map(|s| s / SLOPE).collect();
+    let d: Vec<f64> = score_diffs(&f, &clean, shape, true)
+        .iter()
+        .map(|s| s / SLOPE)
+        .collect();
     sd_within("cell offset (V)", &d, 0.03);
 
     let f = noisy("[variation]\ncell_gain_sigma = 0.1");
-    let d: Vec<f64> = score_diffs(&f, &clean, shape, true).iter().map(|s| s / (SLOPE * 0.2)).collect();
+    let d: Vec<f64> = score_diffs(&f, &clean, shape, true)
+        .iter()
+        .map(|s| s / (SLOPE * 0.2))
+        .collect();
     sd_within("cell gain (relative)", &d, 0.1);
 
     let f = noisy("[noise]\nscore_read_sigma_ua = 0.7");
@@ -259,7 +283,11 @@ fn each_source_has_the_sigma_configured() {
     let d: Vec<f64> = phis(&f).iter().zip(&base).map(|(a, b)| b - a).collect();
     sd_within("converter threshold (µA)", &d, 0.4);
     let f = noisy("[variation]\nc2p_gain_sigma = 0.08");
-    let d: Vec<f64> = phis(&f).iter().zip(&base).map(|(a, b)| a / b - 1.0).collect();
+    let d: Vec<f64> = phis(&f)
+        .iter()
+        .zip(&base)
+        .map(|(a, b)| a / b - 1.0)
+        .collect();
     sd_within("converter gain (relative)", &d, 0.08);
 
     // Output lines: one readout per (query, dim) with tiling off; out·A_sat = gain·(Σ + read) − threshold. 64 dims
@@ -270,7 +298,11 @@ fn each_source_has_the_sigma_configured() {
     let out = |extra: &str| fast(&ideal(64, 64, &format!("{open}\n{extra}")), &x).out;
     let clean = out("");
     let f = out("[noise]\nvalue_read_sigma_ua = 0.3");
-    let d: Vec<f64> = f.iter().zip(&clean).map(|(a, b)| (a - b) as f64 * 40.0).collect();
+    let d: Vec<f64> = f
+        .iter()
+        .zip(&clean)
+        .map(|(a, b)| (a - b) as f64 * 40.0)
+        .collect();
     sd_within("value read (µA)", &d, 0.3);
     // Counters are static: the last query row of each head sees each counter once.
     let last = |o: &[f32]| -> Vec<f64> {
@@ -281,10 +313,18 @@ fn each_source_has_the_sigma_configured() {
     };
     let base = last(&clean);
     let f = out("[variation]\ncounter_threshold_sigma_ua = 0.25");
-    let d: Vec<f64> = last(&f).iter().zip(&base).map(|(a, b)| (b - a) * 40.0).collect();
+    let d: Vec<f64> = last(&f)
+        .iter()
+        .zip(&base)
+        .map(|(a, b)| (b - a) * 40.0)
+        .collect();
     sd_within("counter threshold (µA)", &d, 0.25);
     let f = out("[variation]\ncounter_gain_sigma = 0.06");
-    let d: Vec<f64> = last(&f).iter().zip(&base).map(|(a, b)| a / b - 1.0).collect();
+    let d: Vec<f64> = last(&f)
+        .iter()
+        .zip(&base)
+        .map(|(a, b)| a / b - 1.0)
+        .collect();
     sd_within("counter gain (relative)", &d, 0.06);
 }
 
@@ -310,8 +350,14 @@ fn known_answers_per_source() {
     let (l, vs, ns) = (2u64, 7u64, 9u64);
     // `extra`: lines of [variation] (those naming a converter, counter or cell) or else of [noise].
     let run = |extra: &str| {
-        let static_source = ["cell_", "c2p_", "counter_"].iter().any(|p| extra.starts_with(p));
-        let (var, noise) = if static_source { (extra, "") } else { ("", extra) };
+        let static_source = ["cell_", "c2p_", "counter_"]
+            .iter()
+            .any(|p| extra.starts_with(p));
+        let (var, noise) = if static_source {
+            (extra, "")
+        } else {
+            ("", extra)
+        };
         let c = ideal(
             1,
             2,
@@ -322,19 +368,33 @@ fn known_answers_per_source() {
     // Clean weights, and the hand-made forward of a linear cell for given weights and perturbations.
     let (wk, wv) = ([0.2f64, 0.4], [0.3f64, 0.1]);
     let q = [1.0f64, 0.6];
-    let check = |f: &Fast, wk: [f64; 2], wv: [f64; 2], s_read: [[f64; 2]; 2], conv: [(f64, f64); 2], o_read: [f64; 2], cnt: (f64, f64)| {
+    let check = |f: &Fast,
+                 wk: [f64; 2],
+                 wv: [f64; 2],
+                 s_read: [[f64; 2]; 2],
+                 conv: [(f64, f64); 2],
+                 o_read: [f64; 2],
+                 cnt: (f64, f64)| {
         for t in 0..2 {
             let mut acc = 0.0;
             for j in 0..=t {
                 let s = q[t] * SLOPE * wk[j] + s_read[t][j];
                 let (g, th) = conv[j];
                 let phi = ((g * s - th) / 80.0).clamp(0.0, 1.0);
-                assert!((f.scores[t * 2 + j] as f64 - s).abs() < 1e-4, "S[{t},{j}] {} vs {s}", f.scores[t * 2 + j]);
+                assert!(
+                    (f.scores[t * 2 + j] as f64 - s).abs() < 1e-4,
+                    "S[{t},{j}] {} vs {s}",
+                    f.scores[t * 2 + j]
+                );
                 assert!((f.phi[t * 2 + j] as f64 - phi).abs() < 1e-6);
                 acc += phi * SLOPE * wv[j];
             }
             let o = ((cnt.0 * (acc + o_read[t]) - cnt.1) / 40.0).clamp(-1.0, 1.0);
-            assert!((f.out[t] as f64 - o).abs() < 1e-6, "out[{t}] {} vs {o}", f.out[t]);
+            assert!(
+                (f.out[t] as f64 - o).abs() < 1e-6,
+                "out[{t}] {} vs {o}",
+                f.out[t]
+            );
         }
     };
     let none = ([[0.0; 2]; 2], [(1.0, 0.0); 2], [0.0; 2], (1.0, 0.0));
@@ -402,7 +462,9 @@ fn the_backward_sees_the_noisy_forward() {
     let x = inputs(shape, 31, false);
     let site = Site::new(1, 2, 1);
     let p = GainCellParams::new(&c).unwrap();
-    let w: Vec<f32> = (0..shape.len()).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.4).collect();
+    let w: Vec<f32> = (0..shape.len())
+        .map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.4)
+        .collect();
     let g = gain_cell_backward_at(&p, site, shape, &x.q, &x.k, &x.v, &w).unwrap();
     let loss = |q: &[f32], k: &[f32], v: &[f32]| -> f64 {
         let r = reference::gain_cell_at(&c, site, shape, q, k, v);
@@ -428,7 +490,10 @@ fn the_backward_sees_the_noisy_forward() {
         }
     }
     let total = 3 * shape.len().div_ceil(37);
-    assert!(checked * 10 >= total * 9, "{checked} of {total} gradients match");
+    assert!(
+        checked * 10 >= total * 9,
+        "{checked} of {total} gradients match"
+    );
     let clean = strip_noise(&c);
     let g0 = gain_cell_backward(
         &GainCellParams::new(&clean).unwrap(),
@@ -440,5 +505,4 @@ fn the_backward_sees_the_noisy_forward() {
     )
     .unwrap();
     assert_ne!(g0.k, g.k, "the gradient sees the noise");
-    let _ = gain_cell_forward;
 }

@@ -51,7 +51,10 @@ fn check(chip: &ChipConfig, shape: Shape, seed: u64) {
 #[test]
 fn both_forms_refresh_alike() {
     let leaky = "[geometry]\nwindow = 96\ntile_rows = 32\nhead_dim = 16\n[leakage]\nlambda_per_token = 0.02";
-    let c = chip("paper-nonlinear", &format!("{leaky}\n[refresh]\nevery_tokens = 10"));
+    let c = chip(
+        "paper-nonlinear",
+        &format!("{leaky}\n[refresh]\nevery_tokens = 10"),
+    );
     check(&c, Shape::new(2, 150, 16), 1);
     // With write noise every rewrite draws anew; with cell variation too.
     let noisy = "[noise]\nseed = 3\nwrite_sigma_v = 0.02\nscore_read_sigma_ua = 0.3\n\
@@ -73,15 +76,24 @@ fn both_forms_refresh_alike() {
 fn refresh_recovers_what_leakage_loses() {
     // A strong leak: the refreshed chip stays closer to the leak-free one.
     let base = "[geometry]\nwindow = 128\nhead_dim = 16";
-    let ideal = chip("paper-linear", &format!("{base}\n[leakage]\nenabled = false"));
+    let ideal = chip(
+        "paper-linear",
+        &format!("{base}\n[leakage]\nenabled = false"),
+    );
     let leak = format!("{base}\n[leakage]\nlambda_per_token = 0.05");
     let leaky = chip("paper-linear", &leak);
-    let refreshed = chip("paper-linear", &format!("{leak}\n[refresh]\nevery_tokens = 4"));
+    let refreshed = chip(
+        "paper-linear",
+        &format!("{leak}\n[refresh]\nevery_tokens = 4"),
+    );
     let x = inputs(Shape::new(2, 128, 16), 5, false);
     let target = fast(&ideal, &x).out;
     let err = |c: &ChipConfig| -> f64 {
         let o = fast(c, &x).out;
-        o.iter().zip(&target).map(|(a, b)| ((a - b) as f64).abs()).sum()
+        o.iter()
+            .zip(&target)
+            .map(|(a, b)| ((a - b) as f64).abs())
+            .sum()
     };
     let (e_leak, e_ref) = (err(&leaky), err(&refreshed));
     assert!(e_ref < 0.5 * e_leak, "refresh {e_ref} vs leak {e_leak}");

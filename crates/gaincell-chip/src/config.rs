@@ -5,7 +5,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::noise::is_default;
-use crate::{merge, presets, CellCurve, ChipError, CostParams, Noise, Quantizer, Refresh, Variation};
+use crate::{
+    merge, presets, CellCurve, ChipError, CostParams, Noise, Quantizer, Refresh, Variation,
+};
 
 /// Which attention the chip computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 //! and a chip instance is its seed.
 //!
 //! A [`Stream`] is a 64-bit key, descended one coordinate at a time with the SplitMix64 finaliser; draw `i` of a
-//! stream hashes `(key, i / 2)` into two 32-bit words (two rounds of a 32-bit mixer each, so the hot loops
+//! stream hashes `(key, i / 2)` into two 32-bit words (chained rounds of a 32-bit mixer, so the hot loops
 //! vectorise), and the Box–Muller transform (f32, polynomial ln, sin and cos) turns them into two independent
 //! standard normals: draw `2m` is the cosine branch, draw `2m + 1` the sine one. Scalar and vector paths run the
 //! same operations, so they give the same bits.
@@ -132,7 +132,12 @@ impl Stream {
     #[inline(always)]
     fn keys(self) -> [u32; 4] {
         let b = mix(self.0 ^ 0xD6E8_FEB8_6659_FD93);
-        [self.0 as u32, (self.0 >> 32) as u32, b as u32, (b >> 32) as u32]
+        [
+            self.0 as u32,
+            (self.0 >> 32) as u32,
+            b as u32,
+            (b >> 32) as u32,
+        ]
     }
 
     /// Draws `2m` and `2m + 1` (the pair of index `m`, taken modulo 2³²).
@@ -220,7 +225,10 @@ mod tests {
             assert!((ln(u) - u.ln()).abs() < 2e-6, "ln {u}");
             let (s, c) = sin_cos_turns(u);
             let t = std::f64::consts::TAU * u as f64;
-            assert!((s as f64 - t.sin()).abs() < 2e-6 && (c as f64 - t.cos()).abs() < 2e-6, "{u}");
+            assert!(
+                (s as f64 - t.sin()).abs() < 2e-6 && (c as f64 - t.cos()).abs() < 2e-6,
+                "{u}"
+            );
             u += 1.3e-4;
         }
     }

@@ -72,7 +72,10 @@ impl Variation {
             ("c2p_gain_sigma", self.c2p_gain_sigma),
             ("c2p_threshold_sigma_ua", self.c2p_threshold_sigma_ua),
             ("counter_gain_sigma", self.counter_gain_sigma),
-            ("counter_threshold_sigma_ua", self.counter_threshold_sigma_ua),
+            (
+                "counter_threshold_sigma_ua",
+                self.counter_threshold_sigma_ua,
+            ),
         ]
     }
 

@@ -111,7 +111,10 @@ fn noise_and_refresh_errors_name_the_field() {
 fn noise_sections_default_to_off_and_load_back() {
     let c = load("base = \"paper-nonlinear\"\n").unwrap();
     assert!(c.variation.is_off() && c.noise.is_off() && c.refresh_period().is_none());
-    assert!(!c.to_toml_string().contains("[variation]"), "presets print as before");
+    assert!(
+        !c.to_toml_string().contains("[variation]"),
+        "presets print as before"
+    );
     let c = load(
         "base = \"paper-nonlinear\"\n[variation]\nseed = 4\ncell_gain_sigma = 0.02\n\
          [noise]\nscore_read_sigma_ua = 0.5\n[refresh]\nevery_tokens = 100\n",
