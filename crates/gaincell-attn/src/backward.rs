@@ -14,6 +14,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::{matmul_ab, matmul_abt, matmul_atb, Mat};
+use crate::noise::{HeadNoise, HeadSite, NoiseParams, Site};
 use crate::params::{GainCellParams, QUERY_BLOCK};
 use crate::{AttnError, Shape};
 
@@ -28,6 +29,22 @@ pub struct Gradients {
 /// The surrogate backward of [`crate::gain_cell_forward`] (see the module documentation).
 pub fn gain_cell_backward(
     p: &GainCellParams,
+    shape: Shape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    grad_out: &[f32],
+) -> Result<Gradients, AttnError> {
+    gain_cell_backward_at(p, Site::default(), shape, q, k, v, grad_out)
+}
+
+/// The surrogate backward of [`crate::gain_cell_forward_at`]: with noise, the linear surrogate sees the same
+/// draws as the forward (perturbed weights, noisy scores and readouts, the converters' gains and thresholds), and
+/// the chain rule runs through the gains. Under refresh with write noise every read of a column uses its first
+/// write's draws (the rewrites' draws differ per query, which the blocked products cannot express).
+pub fn gain_cell_backward_at(
+    p: &GainCellParams,
+    site: Site,
     shape: Shape,
     q: &[f32],
     k: &[f32],
@@ -52,8 +69,19 @@ pub fn gain_cell_backward(
         .enumerate()
         .for_each(|(h, ((gq, gk), gv))| {
             let r = h * per..(h + 1) * per;
+            let noise = p.noise.as_ref().map(|nz| {
+                let at = site.head(h, shape.heads);
+                let slots = n.min(p.window);
+                let tiles = p.tile_of_slot(slots.max(1) - 1) + 1;
+                SeqNoise {
+                    hn: nz.head(at, slots, tiles, d),
+                    nz,
+                    at,
+                }
+            });
             sequence_backward(
                 p,
+                noise.as_ref(),
                 n,
                 d,
                 [&q[r.clone()], &k[r.clone()], &v[r.clone()], &grad_out[r]],
@@ -65,9 +93,18 @@ pub fn gain_cell_backward(
     Ok(g)
 }
 
+/// The noise of one head's sequence, as the forward drew it.
+struct SeqNoise<'a> {
+    hn: HeadNoise,
+    nz: &'a NoiseParams,
+    at: HeadSite,
+}
+
 /// One head's sequence: `inputs` = q, k, v, grad_out, each `[T, D]`.
+#[allow(clippy::too_many_arguments)]
 fn sequence_backward(
     p: &GainCellParams,
+    noise: Option<&SeqNoise>,
     n: usize,
     d: usize,
     inputs: [&[f32]; 4],
@@ -80,9 +117,35 @@ fn sequence_backward(
     let w = p.window;
     // The quantised inputs, and the signed, scaled weights of the linear cell.
     let qh: Vec<f32> = q.iter().map(|&x| p.q.apply(x)).collect();
-    let kt: Vec<f32> = k.iter().map(|&x| slope * p.key_weight(x)).collect();
-    let vt: Vec<f32> = v.iter().map(|&x| slope * p.value_weight(x)).collect();
-    // Leakage by age, e^(−λ·a) for a in 0..min(T, W).
+    let (kt, vt, cell_gain) = match noise {
+        None => (
+            k.iter().map(|&x| slope * p.key_weight(x)).collect(),
+            v.iter().map(|&x| slope * p.value_weight(x)).collect(),
+            None,
+        ),
+        Some(nz) => {
+            // The weights as the forward stored them, and each cell's gain for the chain rule.
+            let mut kw: Vec<f32> = k.iter().map(|&x| p.key_weight(x)).collect();
+            let mut vw: Vec<f32> = v.iter().map(|&x| p.value_weight(x)).collect();
+            let (mut gk, mut gv) = (vec![1.0f32; n * d], vec![1.0f32; n * d]);
+            for j in 0..n {
+                let r = j * d..(j + 1) * d;
+                nz.nz.store(
+                    nz.at,
+                    j % w,
+                    j,
+                    0,
+                    &mut kw[r.clone()],
+                    &mut vw[r.clone()],
+                    Some((&mut gk[r.clone()], &mut gv[r])),
+                );
+            }
+            let scale = |x: Vec<f32>| -> Vec<f32> { x.into_iter().map(|y| slope * y).collect() };
+            (scale(kw), scale(vw), Some((gk, gv)))
+        }
+    };
+    let hn = noise.map(|nz| &nz.hn);
+    // Leakage by age, e^(−λ·a) for a in 0..min(T, W) (under refresh, ages stay below its period).
     let decay: Vec<f32> = (0..n.min(w))
         .map(|a| (-p.lambda * a as f64).exp() as f32)
         .collect();
@@ -99,7 +162,7 @@ fn sequence_backward(
         for (i, t) in (t0..t1).enumerate() {
             for (c, j) in (k0..t1).enumerate() {
                 sc.l[i * nk + c] = if j <= t && t - j < w {
-                    decay[t - j]
+                    decay[p.age_and_writes(t, j).0]
                 } else {
                     0.0
                 };
@@ -113,14 +176,45 @@ fn sequence_backward(
             Mat::new(&kt[k0 * d..t1 * d], nk, d, d),
             false,
         );
-        for i in 0..rows * nk {
-            let x = sc.s[i] * sc.l[i] * p.inv_s_sat;
-            sc.pass_s[i] = (0.0..=1.0).contains(&x);
-            sc.phil[i] = x.clamp(0.0, 1.0) * sc.l[i];
+        match hn {
+            None => {
+                for i in 0..rows * nk {
+                    let x = sc.s[i] * sc.l[i] * p.inv_s_sat;
+                    sc.pass_s[i] = (0.0..=1.0).contains(&x);
+                    sc.phil[i] = x.clamp(0.0, 1.0) * sc.l[i];
+                }
+            }
+            Some(hn) => {
+                // The forward's noisy score and its key column's converter; dφ/dS = gain / S_sat.
+                for (a, t) in (t0..t1).enumerate() {
+                    let lo = (t + 1).saturating_sub(w).max(k0);
+                    for (c, j) in (k0..t1).enumerate() {
+                        let i = a * nk + c;
+                        if j < lo || j > t {
+                            sc.pass_s[i] = false;
+                            sc.phil[i] = 0.0;
+                            sc.conv[i] = 0.0;
+                            continue;
+                        }
+                        let mut s = sc.s[i] * sc.l[i];
+                        hn.add_score_read(t, j, std::slice::from_mut(&mut s));
+                        let slot = j % w;
+                        let g = if hn.conv_gain.is_empty() {
+                            1.0
+                        } else {
+                            hn.conv_gain[slot]
+                        };
+                        let x = hn.phi_arg(s, slot) * p.inv_s_sat;
+                        sc.pass_s[i] = (0.0..=1.0).contains(&x);
+                        sc.phil[i] = x.clamp(0.0, 1.0) * sc.l[i];
+                        sc.conv[i] = g;
+                    }
+                }
+            }
         }
         sc.g_phil.fill(0.0);
         // Per sub-tile: recompute the readout P_m for its clamp mask, then the gradients of φ⊙L and of Ṽ.
-        for cols in tile_columns(p, k0, t1) {
+        for (tile, cols) in tile_columns(p, k0, t1) {
             let m = cols.len();
             sc.gather(rows, nk, d, k0, &cols, &vt);
             matmul_ab(
@@ -130,13 +224,41 @@ fn sequence_backward(
                 Mat::new(&sc.v_m, m, d, d),
                 false,
             );
-            for (i, ga) in sc.ga.iter_mut().enumerate().take(rows * d) {
-                let x = sc.pm[i] * p.inv_a_sat;
-                *ga = if (-1.0..=1.0).contains(&x) {
-                    go[t0 * d + i] * p.inv_a_sat
-                } else {
-                    0.0
-                };
+            match hn {
+                None => {
+                    for (i, ga) in sc.ga.iter_mut().enumerate().take(rows * d) {
+                        let x = sc.pm[i] * p.inv_a_sat;
+                        *ga = if (-1.0..=1.0).contains(&x) {
+                            go[t0 * d + i] * p.inv_a_sat
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+                Some(hn) => {
+                    // The forward's noisy readout of each row for which the tile is live; dA/dΣ = gain / A_sat.
+                    for (a, t) in (t0..t1).enumerate() {
+                        let lo = (t + 1).saturating_sub(w);
+                        let live = cols.iter().any(|&j| j >= lo && j <= t);
+                        let y = &mut sc.pm[a * d..(a + 1) * d];
+                        if live {
+                            hn.add_value_read(t, tile, y);
+                        }
+                        for (c, &y) in y.iter().enumerate() {
+                            let (x, g) = if live {
+                                (hn.counted(y, tile, c, d), hn.counter_gain(tile, c, d))
+                            } else {
+                                (y, 1.0)
+                            };
+                            let i = a * d + c;
+                            sc.ga[i] = if (-1.0..=1.0).contains(&(x * p.inv_a_sat)) {
+                                go[t0 * d + i] * g * p.inv_a_sat
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                }
             }
             // ∂/∂(φ⊙L)_m = gA · Ṽ_mᵀ; ∂/∂Ṽ_m = (φ⊙L)_mᵀ · gA.
             matmul_abt(
@@ -166,12 +288,25 @@ fn sequence_backward(
             }
         }
         // Back through φ⊙L (×L), the HardSigmoid (mask / S_sat) and S = (Q̂K̃ᵀ)⊙L (×L again).
-        for i in 0..rows * nk {
-            sc.s[i] = if sc.pass_s[i] {
-                sc.g_phil[i] * sc.l[i] * sc.l[i] * p.inv_s_sat
-            } else {
-                0.0
-            };
+        match hn {
+            None => {
+                for i in 0..rows * nk {
+                    sc.s[i] = if sc.pass_s[i] {
+                        sc.g_phil[i] * sc.l[i] * sc.l[i] * p.inv_s_sat
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            Some(_) => {
+                for i in 0..rows * nk {
+                    sc.s[i] = if sc.pass_s[i] {
+                        sc.g_phil[i] * sc.l[i] * sc.conv[i] * sc.l[i] * p.inv_s_sat
+                    } else {
+                        0.0
+                    };
+                }
+            }
         }
         let gs = Mat::new(&sc.s, rows, nk, nk);
         matmul_ab(
@@ -193,17 +328,28 @@ fn sequence_backward(
         gk[i] = if p.k.clips(k[i]) { 0.0 } else { slope * gkt[i] };
         gv[i] = if p.v.clips(v[i]) { 0.0 } else { slope * gvt[i] };
     }
+    // Through each cell's gain: w = gain·(Q(x) − offset + write) + offset_cell.
+    if let Some((cg_k, cg_v)) = cell_gain {
+        for i in 0..n * d {
+            gk[i] *= cg_k[i];
+            gv[i] *= cg_v[i];
+        }
+    }
 }
 
-/// The key columns in `[k0, t1)` of each sub-tile that has any (ring-buffer slot `j mod W` decides the tile).
-fn tile_columns(p: &GainCellParams, k0: usize, t1: usize) -> Vec<Vec<usize>> {
+/// The key columns in `[k0, t1)` of each sub-tile that has any (ring-buffer slot `j mod W` decides the tile),
+/// with the tile's index.
+fn tile_columns(p: &GainCellParams, k0: usize, t1: usize) -> Vec<(usize, Vec<usize>)> {
     // Slots j mod W all lie below min(t1, W): only those sub-tiles can hold a column (not the whole window's).
     let mut tiles = vec![Vec::new(); p.tile_of_slot(t1.min(p.window) - 1) + 1];
     for j in k0..t1 {
         tiles[p.tile_of_slot(j % p.window)].push(j);
     }
-    tiles.retain(|c| !c.is_empty());
     tiles
+        .into_iter()
+        .enumerate()
+        .filter(|(_, c)| !c.is_empty())
+        .collect()
 }
 
 /// Per-block buffers, reused across blocks.
@@ -212,6 +358,8 @@ struct Scratch {
     l: Vec<f32>,
     s: Vec<f32>,
     pass_s: Vec<bool>,
+    /// With noise: the converter gain of each score (0 outside the window).
+    conv: Vec<f32>,
     phil: Vec<f32>,
     g_phil: Vec<f32>,
     phil_m: Vec<f32>,
@@ -224,7 +372,13 @@ struct Scratch {
 
 impl Scratch {
     fn resize(&mut self, rows: usize, nk: usize, d: usize) {
-        for b in [&mut self.l, &mut self.s, &mut self.phil, &mut self.g_phil] {
+        for b in [
+            &mut self.l,
+            &mut self.s,
+            &mut self.phil,
+            &mut self.g_phil,
+            &mut self.conv,
+        ] {
             b.resize(rows * nk, 0.0);
         }
         self.pass_s.resize(rows * nk, false);

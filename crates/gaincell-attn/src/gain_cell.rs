@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{matmul_ab, matmul_abt, Mat};
 use crate::kv_array::add_idle_tiles;
+use crate::noise::{HeadNoise, HeadSite, Site};
 use crate::params::{Basis, Evaluation, GainCellParams, Term, QUERY_BLOCK};
 use crate::{AttnError, Shape};
 
@@ -31,10 +32,15 @@ struct Prepared {
     /// `[T, D]`.
     k: Vec<f32>,
     v: Vec<f32>,
+    /// With noise: where the head sits, its converter tables and read streams.
+    noise: Option<(HeadSite, HeadNoise)>,
+    /// Refresh with write noise: the weights before any noise, `[T, D]`, to rewrite them (empty otherwise).
+    raw: (Vec<f32>, Vec<f32>),
 }
 
 fn prepare(
     p: &GainCellParams,
+    site: Site,
     shape: Shape,
     h: usize,
     q: &[f32],
@@ -47,24 +53,66 @@ fn prepare(
     let q_sum = qh.chunks_exact(d).map(|r| r.iter().sum()).collect();
     // Leakage off: store the whole curve f(w); on: the weight, raised to each power later.
     let curve_only = p.lambda == 0.0 && matches!(p.eval, Evaluation::Terms { .. });
-    let (k, v): (Vec<f32>, Vec<f32>) = if curve_only {
-        (
-            k[rows.clone()]
-                .iter()
-                .map(|&x| p.basis(Basis::Curve, p.key_weight(x)))
-                .collect(),
-            v[rows]
-                .iter()
-                .map(|&x| p.basis(Basis::Curve, p.value_weight(x)))
-                .collect(),
-        )
-    } else {
-        (
-            k[rows.clone()].iter().map(|&x| p.key_weight(x)).collect(),
-            v[rows].iter().map(|&x| p.value_weight(x)).collect(),
-        )
+    let Some(nz) = &p.noise else {
+        let (k, v): (Vec<f32>, Vec<f32>) = if curve_only {
+            (
+                k[rows.clone()]
+                    .iter()
+                    .map(|&x| p.basis(Basis::Curve, p.key_weight(x)))
+                    .collect(),
+                v[rows]
+                    .iter()
+                    .map(|&x| p.basis(Basis::Curve, p.value_weight(x)))
+                    .collect(),
+            )
+        } else {
+            (
+                k[rows.clone()].iter().map(|&x| p.key_weight(x)).collect(),
+                v[rows].iter().map(|&x| p.value_weight(x)).collect(),
+            )
+        };
+        return Prepared {
+            q: qh,
+            q_sum,
+            k,
+            v,
+            noise: None,
+            raw: Default::default(),
+        };
     };
-    Prepared { q: qh, q_sum, k, v }
+    // With noise: the weights, each column perturbed as its first write left it, then the curve if stored whole.
+    let at = site.head(h, shape.heads);
+    let mut kw: Vec<f32> = k[rows.clone()].iter().map(|&x| p.key_weight(x)).collect();
+    let mut vw: Vec<f32> = v[rows].iter().map(|&x| p.value_weight(x)).collect();
+    let raw = if p.refresh.is_some() && nz.has_write_noise() {
+        (kw.clone(), vw.clone())
+    } else {
+        Default::default()
+    };
+    if nz.perturbs_weights() {
+        for (j, (kc, vc)) in kw
+            .chunks_exact_mut(d)
+            .zip(vw.chunks_exact_mut(d))
+            .enumerate()
+        {
+            nz.store(at, j % p.window, j, 0, kc, vc, None);
+        }
+    }
+    if curve_only {
+        for x in kw.iter_mut().chain(vw.iter_mut()) {
+            *x = p.basis(Basis::Curve, *x);
+        }
+    }
+    let slots = n.min(p.window);
+    let tiles = p.tile_of_slot(slots.max(1) - 1) + 1;
+    Prepared {
+        q: qh,
+        q_sum,
+        k: kw,
+        v: vw,
+        noise: Some((at, nz.head(at, slots, tiles, d))),
+        raw,
+    }
 }
 
 /// `dst = src^e · f` element-wise; the common powers get their own loop so each one vectorises.
@@ -129,6 +177,21 @@ pub fn gain_cell_forward(
     out: &mut [f32],
     probes: Option<Probes>,
 ) -> Result<(), AttnError> {
+    gain_cell_forward_at(p, Site::default(), shape, q, k, v, out, probes)
+}
+
+/// [`gain_cell_forward`] of the heads at `site` (which keys the chip's noise and variation draws).
+#[allow(clippy::too_many_arguments)]
+pub fn gain_cell_forward_at(
+    p: &GainCellParams,
+    site: Site,
+    shape: Shape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    probes: Option<Probes>,
+) -> Result<(), AttnError> {
     p.check_inputs(shape, q, k, v)?;
     shape.check("out", out.len())?;
     let Shape { heads, t: n, d } = shape;
@@ -147,7 +210,7 @@ pub fn gain_cell_forward(
     }
     let prepared: Vec<Prepared> = (0..heads)
         .into_par_iter()
-        .map(|h| prepare(p, shape, h, q, k, v))
+        .map(|h| prepare(p, site, shape, h, q, k, v))
         .collect();
 
     let mut tasks: Vec<Task> = Vec::new();
@@ -348,11 +411,33 @@ fn term_block_impl(
         for x in &mut row[lo..=hi] {
             *x += c0;
         }
+        if let Some((_, hn)) = &prep.noise {
+            hn.add_score_read(t, jlo + lo, &mut row[lo..=hi]);
+        }
         if let Some((ps, _)) = probes.as_mut() {
             write_probe_row(&mut ps[a * n..(a + 1) * n], jlo + lo, &row[lo..=hi]);
         }
-        for x in &mut row[lo..=hi] {
-            *x = (*x * p.inv_s_sat).clamp(0.0, 1.0);
+        match &prep.noise {
+            Some((_, hn)) if !hn.conv_gain.is_empty() => {
+                // Each key column's converter, over runs of consecutive slots (the ring wraps between runs).
+                let (mut c, mut slot) = (lo, (jlo + lo) % w);
+                while c <= hi {
+                    let len = (hi + 1 - c).min(w - slot);
+                    let (g, th) = (
+                        &hn.conv_gain[slot..slot + len],
+                        &hn.conv_threshold[slot..slot + len],
+                    );
+                    for ((x, &g), &th) in row[c..c + len].iter_mut().zip(g).zip(th) {
+                        *x = ((g * *x - th) * p.inv_s_sat).clamp(0.0, 1.0);
+                    }
+                    (c, slot) = (c + len, 0);
+                }
+            }
+            _ => {
+                for x in &mut row[lo..=hi] {
+                    *x = (*x * p.inv_s_sat).clamp(0.0, 1.0);
+                }
+            }
         }
         if let Some((_, pf)) = probes.as_mut() {
             write_probe_row(&mut pf[a * n..(a + 1) * n], jlo + lo, &row[lo..=hi]);
@@ -371,6 +456,11 @@ fn term_block_impl(
             )
         })
     };
+    let tile_noise = |m: usize| {
+        prep.noise
+            .as_ref()
+            .map(|(_, hn)| TileNoise { hn, m, t0, jlo, w })
+    };
     match p.tile_rows {
         None => read_tile(
             p,
@@ -383,6 +473,7 @@ fn term_block_impl(
             partial,
             out,
             std::iter::once((0, nk)),
+            tile_noise(0),
         ),
         Some(r) => {
             let tiles = w / r;
@@ -399,6 +490,7 @@ fn term_block_impl(
                     partial,
                     out,
                     group(b, r, tiles),
+                    tile_noise(b % tiles),
                 );
             }
         }
@@ -425,11 +517,13 @@ fn read_tile(
     vs: &[f32],
     partial: &mut [f32],
     out: &mut [f32],
-    ranges: impl Iterator<Item = (usize, usize)>,
+    ranges: impl Iterator<Item = (usize, usize)> + Clone,
+    noise: Option<TileNoise>,
 ) {
     let Block { nq, nk, ntd, d, .. } = blk;
     let mut first = true;
     let mut phi_sum = [0.0f32; QUERY_BLOCK];
+    let all = ranges.clone();
     for (c_lo, c_hi) in ranges {
         let len = c_hi - c_lo;
         matmul_ab(
@@ -460,13 +554,54 @@ fn read_tile(
                 *y += f * x;
             }
         }
-        for (o, &y) in out[a * d..(a + 1) * d].iter_mut().zip(y.iter()) {
-            *o += p.out.apply(y * p.inv_a_sat);
+        let orow = &mut out[a * d..(a + 1) * d];
+        match &noise {
+            Some(tn) if tn.live(a, all.clone()) => {
+                let t = tn.t0 + a;
+                tn.hn.add_value_read(t, tn.m, y);
+                let hn = tn.hn;
+                if hn.count_gain.is_empty() {
+                    for (o, &y) in orow.iter_mut().zip(y.iter()) {
+                        *o += p.out.apply(y * p.inv_a_sat);
+                    }
+                } else {
+                    let lines = tn.m * d..(tn.m + 1) * d;
+                    let (g, th) = (&hn.count_gain[lines.clone()], &hn.count_threshold[lines]);
+                    for (((o, &y), &g), &th) in orow.iter_mut().zip(y.iter()).zip(g).zip(th) {
+                        *o += p.out.apply((g * y - th) * p.inv_a_sat);
+                    }
+                }
+            }
+            _ => {
+                for (o, &y) in orow.iter_mut().zip(y.iter()) {
+                    *o += p.out.apply(y * p.inv_a_sat);
+                }
+            }
         }
     }
 }
 
-/// One block of queries with `f(d·w)` evaluated per element (curves without a polynomial form under leakage).
+/// The noise of one ring tile `m` read by a block of queries from `t0`, whose key columns start at `jlo`.
+struct TileNoise<'a> {
+    hn: &'a HeadNoise,
+    m: usize,
+    t0: usize,
+    jlo: usize,
+    w: usize,
+}
+
+impl TileNoise<'_> {
+    /// Whether row `a` has a key of its window in one of the tile's column ranges (else the tile is idle for it).
+    fn live(&self, a: usize, mut ranges: impl Iterator<Item = (usize, usize)>) -> bool {
+        let t = self.t0 + a;
+        let lo = (t + 1).saturating_sub(self.w).max(self.jlo) - self.jlo;
+        let hi = t - self.jlo;
+        ranges.any(|(c_lo, c_hi)| c_lo <= hi && c_hi > lo)
+    }
+}
+
+/// One block of queries with `f(d·w)` evaluated per element (curves without a polynomial form under leakage, and
+/// refresh, where a column's age is its time since the last rewrite).
 fn per_element_block(p: &GainCellParams, shape: Shape, prep: &Prepared, task: Task) {
     let (n, d, w) = (shape.t, shape.d, p.window);
     let t1 = (task.t0 + QUERY_BLOCK).min(n);
@@ -476,6 +611,9 @@ fn per_element_block(p: &GainCellParams, shape: Shape, prep: &Prepared, task: Ta
     let tiles = p.tile_of_slot(t1.min(w) - 1) + 1;
     let idle = p.tiles() - tiles;
     let mut acc = vec![0.0f32; tiles * d];
+    // Refresh with write noise: a rewritten column holds its own write's draws.
+    let rewrite = !prep.raw.0.is_empty();
+    let (mut kbuf, mut vbuf, mut ybuf) = (vec![0.0f32; d], vec![0.0f32; d], vec![0.0f32; d]);
     for (a, t) in (task.t0..t1).enumerate() {
         acc.fill(0.0);
         let qrow = &prep.q[t * d..(t + 1) * d];
@@ -484,29 +622,54 @@ fn per_element_block(p: &GainCellParams, shape: Shape, prep: &Prepared, task: Ta
             pf[a * n..(a + 1) * n].fill(0.0);
         }
         for j in (t + 1).saturating_sub(w)..=t {
-            let age = t - j;
-            let krow = &prep.k[j * d..(j + 1) * d];
-            let s: f32 = qrow
+            let (age, writes) = p.age_and_writes(t, j);
+            let (krow, vrow) = match (&p.noise, &prep.noise) {
+                (Some(nz), Some((at, _))) if rewrite && writes > 0 => {
+                    kbuf.copy_from_slice(&prep.raw.0[j * d..(j + 1) * d]);
+                    vbuf.copy_from_slice(&prep.raw.1[j * d..(j + 1) * d]);
+                    nz.store(*at, j % w, j, writes, &mut kbuf, &mut vbuf, None);
+                    (&kbuf[..], &vbuf[..])
+                }
+                _ => (&prep.k[j * d..(j + 1) * d], &prep.v[j * d..(j + 1) * d]),
+            };
+            let mut s: f32 = qrow
                 .iter()
                 .zip(krow)
                 .map(|(&x, &y)| x * p.cell_current(y, age))
                 .sum();
-            let phi = (s * p.inv_s_sat).clamp(0.0, 1.0);
+            let phi = match &prep.noise {
+                None => (s * p.inv_s_sat).clamp(0.0, 1.0),
+                Some((_, hn)) => {
+                    hn.add_score_read(t, j, std::slice::from_mut(&mut s));
+                    hn.phi(s, j % w, p.inv_s_sat)
+                }
+            };
             if let Some((ps, pf)) = probes.as_mut() {
                 ps[a * n + j] = s;
                 pf[a * n + j] = phi;
             }
             let m = p.tile_of_slot(j % w);
-            let vrow = &prep.v[j * d..(j + 1) * d];
             for (x, &y) in acc[m * d..(m + 1) * d].iter_mut().zip(vrow) {
                 *x += phi * p.cell_current(y, age);
             }
         }
         let orow = &mut task.out[a * d..(a + 1) * d];
         orow.fill(0.0);
-        for tile in acc.chunks_exact(d) {
-            for (o, &y) in orow.iter_mut().zip(tile) {
-                *o += p.out.apply(y * p.inv_a_sat);
+        let live = p.tile_of_slot((t + 1).min(w) - 1);
+        for (m, tile) in acc.chunks_exact(d).enumerate() {
+            match &prep.noise {
+                Some((_, hn)) if m <= live => {
+                    ybuf.copy_from_slice(tile);
+                    hn.add_value_read(t, m, &mut ybuf);
+                    for (c, (o, &y)) in orow.iter_mut().zip(&ybuf).enumerate() {
+                        *o += p.out.apply(hn.counted(y, m, c, d) * p.inv_a_sat);
+                    }
+                }
+                _ => {
+                    for (o, &y) in orow.iter_mut().zip(tile) {
+                        *o += p.out.apply(y * p.inv_a_sat);
+                    }
+                }
             }
         }
         add_idle_tiles(p, idle, orow);

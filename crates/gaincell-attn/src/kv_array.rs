@@ -6,6 +6,7 @@
 //! reading 100 tokens holds room for at most 216 columns). Once W tokens are written the ring wraps exactly as a
 //! full-size one, and every value read is bit for bit what the full-size arrays gave.
 
+use crate::noise::{HeadNoise, HeadSite};
 use crate::params::{Evaluation, GainCellParams};
 use crate::AttnError;
 
@@ -27,6 +28,14 @@ pub struct KvArray {
     phi: Vec<f32>,
     /// Per sub-tile holding a live column: `width + 1` sums (its length follows the columns).
     acc: Vec<f32>,
+    /// Where the arrays sit on the chip (keys the noise and variation draws).
+    site: HeadSite,
+    /// With noise: the converter tables (grown with the columns) and the read streams of the last reader.
+    noise: Option<HeadNoise>,
+    /// Slots the converter tables cover.
+    noise_slots: usize,
+    /// Refresh with write noise: each column's weights before noise (`[columns, D]`), to rewrite it.
+    raw: (Vec<f32>, Vec<f32>),
 }
 
 /// Columns the arrays reserve room for at first: a short sequence allocates no more than this.
@@ -35,6 +44,11 @@ const FIRST_COLUMNS: usize = 16;
 impl KvArray {
     /// Empty arrays for a chip (which must be a gain-cell chip: see [`GainCellParams::new`]).
     pub fn new(p: &GainCellParams) -> Self {
+        Self::at(p, HeadSite::default())
+    }
+
+    /// Empty arrays of the key/value head `site` (its layer, sequence and `kv_head`; `head` is the default reader).
+    pub fn at(p: &GainCellParams, site: HeadSite) -> Self {
         let d = p.head_dim;
         let (width, decay) = match &p.eval {
             Evaluation::Terms { terms, .. } => (terms.len() * d, vec![Vec::new(); terms.len()]),
@@ -50,7 +64,16 @@ impl KvArray {
             decay,
             phi: Vec::new(),
             acc: Vec::new(),
+            site,
+            noise: p.noise.as_ref().map(|_| HeadNoise::default()),
+            noise_slots: 0,
+            raw: Default::default(),
         }
+    }
+
+    /// Whether rewrites need each column's noiseless weights (refresh with write noise).
+    fn keeps_raw(&self) -> bool {
+        self.p.refresh.is_some() && self.p.noise.as_ref().is_some_and(|n| n.has_write_noise())
     }
 
     /// Ring-buffer columns allocated now: at most min(W, 2·n + 16) for n the most tokens held since creation,
@@ -94,6 +117,18 @@ impl KvArray {
         if self.acc.len() < tiles * (width + 1) {
             self.acc.resize(tiles * (width + 1), 0.0);
         }
+        if let (Some(nz), Some(hn)) = (&self.p.noise, &mut self.noise) {
+            // Converter tables for every slot of the room just reserved (doubling: amortised over the writes).
+            if self.noise_slots <= slot {
+                let to = room.max(slot + 1);
+                *hn = nz.head(self.site, to, self.p.tile_of_slot(to - 1) + 1, self.d);
+                self.noise_slots = to;
+            }
+        }
+        if self.keeps_raw() {
+            self.raw.0.resize((slot + 1) * self.d, 0.0);
+            self.raw.1.resize((slot + 1) * self.d, 0.0);
+        }
     }
 
     /// Sub-tiles of a full-size array that hold no live column yet: each still reads out (clamp and quantise
@@ -132,14 +167,35 @@ impl KvArray {
         Ok(())
     }
 
-    /// Write the next token's key and value (physical volts) into column `t mod W`, overwriting the oldest.
+    /// Write the next token's key and value (physical volts) into column `t mod W`, overwriting the oldest; under
+    /// a refresh policy, rewrite the columns that are due.
     pub fn write(&mut self, k: &[f32], v: &[f32]) -> Result<(), AttnError> {
         self.check("k", k)?;
         self.check("v", v)?;
-        let slot = self.written % self.p.window;
+        let t = self.written;
+        let slot = t % self.p.window;
         if slot == self.columns() {
             self.grow_to(slot);
         }
+        if self.p.noise.is_none() {
+            self.store_plain(slot, k, v);
+        } else {
+            let kw: Vec<f32> = k.iter().map(|&x| self.p.key_weight(x)).collect();
+            let vw: Vec<f32> = v.iter().map(|&x| self.p.value_weight(x)).collect();
+            if self.keeps_raw() {
+                let d = self.d;
+                self.raw.0[slot * d..(slot + 1) * d].copy_from_slice(&kw);
+                self.raw.1[slot * d..(slot + 1) * d].copy_from_slice(&vw);
+            }
+            self.store_noisy(slot, t, 0, kw, vw);
+        }
+        self.written += 1;
+        self.refresh(t);
+        Ok(())
+    }
+
+    /// Store the weights of column `slot` as the noiseless chip does.
+    fn store_plain(&mut self, slot: usize, k: &[f32], v: &[f32]) {
         let (d, width) = (self.d, self.width);
         let p = &self.p;
         let kcol = &mut self.keys[slot * width..(slot + 1) * width];
@@ -160,12 +216,67 @@ impl KvArray {
                 }
             }
         }
-        self.written += 1;
-        Ok(())
+    }
+
+    /// Store weights `kw`, `vw` (`Q(x) − offset`) of position `pos`, its `writes`-th write, perturbed by the
+    /// chip's variation and write noise.
+    fn store_noisy(
+        &mut self,
+        slot: usize,
+        pos: usize,
+        writes: usize,
+        mut kw: Vec<f32>,
+        mut vw: Vec<f32>,
+    ) {
+        let (d, width) = (self.d, self.width);
+        let p = &self.p;
+        if let Some(nz) = &p.noise {
+            nz.store(self.site, slot, pos, writes, &mut kw, &mut vw, None);
+        }
+        let kcol = &mut self.keys[slot * width..(slot + 1) * width];
+        let vcol = &mut self.values[slot * width..(slot + 1) * width];
+        match &p.eval {
+            Evaluation::Terms { terms, .. } => {
+                for (i, term) in terms.iter().enumerate() {
+                    for c in 0..d {
+                        kcol[i * d + c] = p.basis(term.basis, kw[c]);
+                        vcol[i * d + c] = p.basis(term.basis, vw[c]);
+                    }
+                }
+            }
+            Evaluation::PerElement => {
+                kcol.copy_from_slice(&kw);
+                vcol.copy_from_slice(&vw);
+            }
+        }
+    }
+
+    /// At time `t`, rewrite every older live column whose refresh is due (every N tokens since its own write).
+    /// Without write noise a rewrite restores the same weights, so only the age resets (read computes it).
+    fn refresh(&mut self, t: usize) {
+        let Some(n) = self.p.refresh else { return };
+        if !self.keeps_raw() {
+            return;
+        }
+        let (w, d) = (self.p.window, self.d);
+        let oldest = (t + 1).saturating_sub(w);
+        let mut j = t;
+        while j >= oldest + n {
+            j -= n;
+            let slot = j % w;
+            let kw = self.raw.0[slot * d..(slot + 1) * d].to_vec();
+            let vw = self.raw.1[slot * d..(slot + 1) * d].to_vec();
+            self.store_noisy(slot, j, (t - j) / n, kw, vw);
+        }
     }
 
     /// Answer a query (fraction of T_max) at the time of the last written token; `out` receives D values.
     pub fn read(&mut self, q: &[f32], out: &mut [f32]) -> Result<(), AttnError> {
+        self.read_as(self.site.head, q, out)
+    }
+
+    /// [`KvArray::read`] by query head `head` (one of the group sharing these arrays: keys its read noise).
+    pub fn read_as(&mut self, head: usize, q: &[f32], out: &mut [f32]) -> Result<(), AttnError> {
         self.check("q", q)?;
         if out.len() != self.d {
             return Err(AttnError::Shape(format!(
@@ -177,13 +288,41 @@ impl KvArray {
         if self.written == 0 {
             return Err(AttnError::Shape("read before any token was written".into()));
         }
+        if let (Some(nz), Some(hn)) = (&self.p.noise, &mut self.noise) {
+            nz.set_reads(HeadSite { head, ..self.site }, hn);
+        }
         let (d, width, w) = (self.d, self.width, self.p.window);
         let p = &self.p;
+        let hn = self.noise.as_ref();
         let t = self.written - 1;
         let live = self.written.min(w);
-        let age = |slot: usize| (t + w - slot) % w;
+        // Position held by a slot, and its age and write count.
+        let pos = |slot: usize| t - (t + w - slot) % w;
+        let age = |slot: usize| p.age_and_writes(t, pos(slot)).0;
         let qh: Vec<f32> = q.iter().map(|&x| p.q.apply(x)).collect();
         let q_sum: f32 = qh.iter().sum();
+        let phi_of = |slot: usize, mut s: f32| match hn {
+            None => (s * p.inv_s_sat).clamp(0.0, 1.0),
+            Some(hn) => {
+                hn.add_score_read(t, pos(slot), std::slice::from_mut(&mut s));
+                hn.phi(s, slot, p.inv_s_sat)
+            }
+        };
+        let mut ybuf = vec![0.0f32; d];
+        // The readout of tile m's lines `y` added to `out`.
+        let read_out = |m: usize, y: &mut [f32], out: &mut [f32]| match hn {
+            None => {
+                for (o, &y) in out.iter_mut().zip(y.iter()) {
+                    *o += p.out.apply(y * p.inv_a_sat);
+                }
+            }
+            Some(hn) => {
+                hn.add_value_read(t, m, y);
+                for (c, (o, &y)) in out.iter_mut().zip(y.iter()).enumerate() {
+                    *o += p.out.apply(hn.counted(y, m, c, d) * p.inv_a_sat);
+                }
+            }
+        };
         self.acc.fill(0.0);
         match &p.eval {
             Evaluation::Terms { terms, constant } => {
@@ -199,7 +338,7 @@ impl KvArray {
                             .sum();
                         s += term.coeff * self.decay[i][a] * dot;
                     }
-                    self.phi[slot] = (s * p.inv_s_sat).clamp(0.0, 1.0);
+                    self.phi[slot] = phi_of(slot, s);
                 }
                 for slot in 0..live {
                     let (a, phi) = (age(slot), self.phi[slot]);
@@ -218,14 +357,14 @@ impl KvArray {
                     acc[width] += phi;
                 }
                 out.fill(0.0);
-                for acc in self.acc.chunks_exact(width + 1) {
-                    for (c, o) in out.iter_mut().enumerate() {
-                        let mut y = constant * acc[width];
+                for (m, acc) in self.acc.chunks_exact(width + 1).enumerate() {
+                    for (c, y) in ybuf.iter_mut().enumerate() {
+                        *y = constant * acc[width];
                         for (i, term) in terms.iter().enumerate() {
-                            y += term.coeff * acc[i * d + c];
+                            *y += term.coeff * acc[i * d + c];
                         }
-                        *o += p.out.apply(y * p.inv_a_sat);
                     }
+                    read_out(m, &mut ybuf, out);
                 }
                 add_idle_tiles(p, self.idle_tiles(), out);
             }
@@ -238,7 +377,7 @@ impl KvArray {
                         .zip(kcol)
                         .map(|(&x, &y)| x * p.cell_current(y, a))
                         .sum();
-                    let phi = (s * p.inv_s_sat).clamp(0.0, 1.0);
+                    let phi = phi_of(slot, s);
                     let m = p.tile_of_slot(slot);
                     let vcol = &self.values[slot * d..(slot + 1) * d];
                     for (x, &y) in self.acc[m * (width + 1)..m * (width + 1) + d]
@@ -249,10 +388,9 @@ impl KvArray {
                     }
                 }
                 out.fill(0.0);
-                for acc in self.acc.chunks_exact(width + 1) {
-                    for (o, &y) in out.iter_mut().zip(&acc[..d]) {
-                        *o += p.out.apply(y * p.inv_a_sat);
-                    }
+                for (m, acc) in self.acc.chunks_exact(width + 1).enumerate() {
+                    ybuf.copy_from_slice(&acc[..d]);
+                    read_out(m, &mut ybuf, out);
                 }
                 add_idle_tiles(p, self.idle_tiles(), out);
             }

@@ -17,13 +17,15 @@ pub mod exp;
 pub mod gain_cell;
 mod gemm;
 mod kv_array;
+mod noise;
 mod params;
 pub mod reference;
 pub mod softmax;
 
-pub use backward::{gain_cell_backward, Gradients};
-pub use gain_cell::{gain_cell_forward, Probes};
+pub use backward::{gain_cell_backward, gain_cell_backward_at, Gradients};
+pub use gain_cell::{gain_cell_forward, gain_cell_forward_at, Probes};
 pub use kv_array::KvArray;
+pub use noise::{HeadSite, Site};
 pub use params::{GainCellParams, Shape};
 pub use softmax::{softmax_backward, softmax_forward};
 

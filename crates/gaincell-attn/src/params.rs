@@ -2,6 +2,7 @@
 
 use gaincell_chip::{CellCurve, ChipConfig, Quantizer};
 
+use crate::noise::NoiseParams;
 use crate::AttnError;
 
 /// Query rows handled by one task of the parallel kernels.
@@ -91,6 +92,10 @@ pub struct GainCellParams {
     pub lambda: f64,
     pub curve: CellCurve,
     pub(crate) eval: Evaluation,
+    /// Variation and noise; `None` when every σ is 0 (the kernels then run exactly as without them).
+    pub(crate) noise: Option<NoiseParams>,
+    /// Tokens between two writes of a column under the refresh policy; `None`: never rewritten.
+    pub refresh: Option<usize>,
 }
 
 impl GainCellParams {
@@ -100,7 +105,11 @@ impl GainCellParams {
             return Err(AttnError::NotGainCell);
         }
         let lambda = chip.lambda();
+        let refresh = chip.refresh_period();
+        // A refreshed column's age is (t − j) mod N, which does not separate into a query and a key factor:
+        // refresh runs on the per-element path.
         let eval = match (lambda, chip.cell.polynomial()) {
+            _ if refresh.is_some() => Evaluation::PerElement,
             (0.0, _) => Evaluation::Terms {
                 terms: vec![Term {
                     coeff: 1.0,
@@ -145,6 +154,8 @@ impl GainCellParams {
             lambda,
             curve: chip.cell.clone(),
             eval,
+            noise: NoiseParams::new(chip),
+            refresh,
         })
     }
 
@@ -157,6 +168,21 @@ impl GainCellParams {
     /// Number of sub-tiles read out per query.
     pub fn tiles(&self) -> usize {
         self.tile_rows.map_or(1, |r| self.window / r)
+    }
+
+    /// Age (tokens since its last write) and write count of a column holding position `j`, read at time `t`.
+    #[inline]
+    pub(crate) fn age_and_writes(&self, t: usize, j: usize) -> (usize, usize) {
+        let a = t - j;
+        match self.refresh {
+            Some(n) => (a % n, a / n),
+            None => (a, 0),
+        }
+    }
+
+    /// True when the chip has any variation or noise.
+    pub fn is_noisy(&self) -> bool {
+        self.noise.is_some()
     }
 
     /// Signed weight of a stored voltage, after the DAC: `quantise(clamp(x)) − offset`.

@@ -4,7 +4,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{merge, presets, CellCurve, ChipError, CostParams, Quantizer};
+use crate::noise::is_default;
+use crate::{
+    merge, presets, CellCurve, ChipError, CostParams, Noise, Quantizer, Refresh, Variation,
+};
 
 /// Which attention the chip computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +208,15 @@ pub struct ChipConfig {
     /// Timing, energy and area constants of the cost model; the paper's when the file has no `[cost]`.
     #[serde(default)]
     pub cost: CostParams,
+    /// Static device variation of this chip instance; none when absent.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub variation: Variation,
+    /// Write and read noise; none when absent.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub noise: Noise,
+    /// Rewriting stored columns against leakage; never when absent.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub refresh: Refresh,
 }
 
 impl ChipConfig {
@@ -372,7 +384,15 @@ impl ChipConfig {
             }
         }
         self.cost.validate()?;
+        self.variation.validate()?;
+        self.noise.validate()?;
+        self.refresh.validate(g.window, self.is_gain_cell())?;
         Ok(())
+    }
+
+    /// Tokens between two writes of a stored column under the refresh policy (`None`: never rewritten).
+    pub fn refresh_period(&self) -> Option<usize> {
+        self.refresh.period(self.lambda(), self.geometry.window)
     }
 
     /// λ per token in force (0 with leakage off).

@@ -12,8 +12,10 @@
 mod config;
 mod cost;
 mod curve;
+pub mod draw;
 mod error;
 mod merge;
+mod noise;
 mod presets;
 mod quant;
 
@@ -23,5 +25,6 @@ pub use config::{
 pub use cost::{CostArea, CostEnergy, CostParams, CostTiming, ParamInfo, Provenance};
 pub use curve::CellCurve;
 pub use error::ChipError;
+pub use noise::{Noise, Refresh, Variation};
 pub use presets::{preset, PRESET_NAMES};
 pub use quant::{round_half_even, Quantizer};

@@ -56,6 +56,9 @@ fn paper(name: &str, description: &str, cell: CellCurve) -> ChipConfig {
             o: ScalerInit { a: 1.0, b: 0.0 },
         },
         cost: CostParams::paper(),
+        variation: Default::default(),
+        noise: Default::default(),
+        refresh: Default::default(),
     }
 }
 

@@ -77,3 +77,57 @@ fn unknown_preset_lists_the_known_ones() {
         "{e}"
     );
 }
+
+#[test]
+fn noise_and_refresh_errors_name_the_field() {
+    let b = "base = \"paper-nonlinear\"\n";
+    let e = err(&format!("{b}[variation]\ncell_gain_sigma = -0.1\n"));
+    assert!(
+        e.contains("variation.cell_gain_sigma") && e.contains("-0.1"),
+        "{e}"
+    );
+    let e = err(&format!("{b}[noise]\nwrite_sigma_v = -1e-3\n"));
+    assert!(e.contains("noise.write_sigma_v"), "{e}");
+    let e = err(&format!("{b}[noise]\nread_sigma = 0.1\n"));
+    assert!(e.contains("read_sigma") && e.contains("noise"), "{e}");
+    let e = err(&format!("{b}[variation]\ncell_gain = 0.1\n"));
+    assert!(e.contains("cell_gain") && e.contains("variation"), "{e}");
+    let e = err(&format!("{b}[refresh]\nevery_tokens = 2048\n"));
+    assert!(
+        e.contains("refresh.every_tokens") && e.contains("geometry.window"),
+        "{e}"
+    );
+    let e = err(&format!("{b}[refresh]\nevery_tokens = 0\n"));
+    assert!(e.contains("refresh.every_tokens"), "{e}");
+    let e = err(&format!("{b}[refresh]\nmax_age_fraction = 1.5\n"));
+    assert!(e.contains("refresh.max_age_fraction"), "{e}");
+    let e = err(&format!(
+        "{b}[refresh]\nevery_tokens = 10\nmax_age_fraction = 0.1\n"
+    ));
+    assert!(e.contains("refresh.every_tokens"), "{e}");
+}
+
+#[test]
+fn noise_sections_default_to_off_and_load_back() {
+    let c = load("base = \"paper-nonlinear\"\n").unwrap();
+    assert!(c.variation.is_off() && c.noise.is_off() && c.refresh_period().is_none());
+    assert!(
+        !c.to_toml_string().contains("[variation]"),
+        "presets print as before"
+    );
+    let c = load(
+        "base = \"paper-nonlinear\"\n[variation]\nseed = 4\ncell_gain_sigma = 0.02\n\
+         [noise]\nscore_read_sigma_ua = 0.5\n[refresh]\nevery_tokens = 100\n",
+    )
+    .unwrap();
+    assert_eq!(c.variation.seed, 4);
+    assert_eq!(c.variation.cell_offset_sigma_v, 0.0);
+    assert_eq!(c.refresh_period(), Some(100));
+    let back = ChipConfig::from_toml_str(&c.to_toml_string(), "back").unwrap();
+    assert_eq!(back, c);
+    // λ = 1.6e-4: ages up to ⌊−ln(0.99)/λ⌋ = 62 keep the decay within 1 %, so N = 63.
+    let c = load("base = \"paper-nonlinear\"\n[refresh]\nmax_age_fraction = 0.01\n").unwrap();
+    assert_eq!(c.refresh_period(), Some(63));
+    let c = load("base = \"paper-nonlinear-ideal\"\n[refresh]\nmax_age_fraction = 0.01\n").unwrap();
+    assert_eq!(c.refresh_period(), None, "no leakage, nothing to refresh");
+}

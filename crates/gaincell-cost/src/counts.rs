@@ -25,6 +25,13 @@ pub struct Counts {
     pub readouts: usize,
     /// Values written by DACs per token: one k and one v column.
     pub written_values: usize,
+    /// Tokens between two writes of a column under the chip's refresh policy (none: never rewritten).
+    pub refresh_period_tokens: Option<usize>,
+    /// Columns rewritten per token by the refresh, at steady state: each column is rewritten at ages N, 2N, …
+    /// below the window, so ⌊(window − 1) / N⌋ of them are due at every token.
+    pub refresh_columns: usize,
+    /// Values the refresh writes per token: 2 · head_dim per rewritten column.
+    pub refresh_values: usize,
     /// Levels of the adder tree over sub-tiles: ⌈log₂ sub_tiles⌉.
     pub adder_depth: u32,
     /// Additions per token in the tree: (sub_tiles − 1) · head_dim.
@@ -38,7 +45,12 @@ impl Counts {
         let (d, w) = (g.head_dim, g.window);
         let tile_rows = if g.tiling { g.tile_rows } else { w };
         let sub_tiles = w / tile_rows;
+        let refresh_period_tokens = chip.refresh_period();
+        let refresh_columns = refresh_period_tokens.map_or(0, |n| (w - 1) / n);
         Counts {
+            refresh_period_tokens,
+            refresh_columns,
+            refresh_values: 2 * d * refresh_columns,
             head_dim: d,
             window: w,
             tile_rows,

@@ -1,5 +1,5 @@
 //! Energy of one head per token, in the four parts the paper publishes: Φ(Q·Kᵀ) arrays, Φ(S)·V arrays, digital
-//! control and routing, DACs (docs/cost-model.md#energy).
+//! control and routing, DACs (docs/cost-model.md#energy); plus the DACs' refresh rewrites when the chip refreshes.
 //!
 //! A cell read costs I_cell · V_read · t_pulse, with t_pulse the mean pulse width (activity × full scale); every
 //! other event (conversion, readout, written value, addition, sub-tile control, moved value) costs a fixed energy.
@@ -37,6 +37,8 @@ pub struct EnergyBreakdown {
     pub digital_pj: f64,
     /// DACs writing the new k and v column.
     pub dac_pj: f64,
+    /// DACs rewriting the columns the refresh policy makes due (0 without refresh).
+    pub refresh_pj: f64,
     pub total_pj: f64,
 }
 
@@ -57,6 +59,7 @@ impl EnergyBreakdown {
         // q comes in and the head's output goes out: head_dim values each.
         let digital_io_pj = 2.0 * counts.head_dim as f64 * e.io_pj;
         let dac_pj = counts.written_values as f64 * e.dac_pj;
+        let refresh_pj = counts.refresh_values as f64 * e.dac_pj;
 
         let qk_pj = qk_cells_pj + qk_conversions_pj;
         let pv_pj = pv_cells_pj + pv_readouts_pj;
@@ -73,7 +76,8 @@ impl EnergyBreakdown {
             digital_io_pj,
             digital_pj,
             dac_pj,
-            total_pj: qk_pj + pv_pj + digital_pj + dac_pj,
+            refresh_pj,
+            total_pj: qk_pj + pv_pj + digital_pj + dac_pj + refresh_pj,
         }
     }
 }

@@ -27,7 +27,10 @@ pub struct Latency {
     pub compute_ns: f64,
     /// Writing the new k, v column.
     pub write_ns: f64,
-    /// Part of the write that adds to the token's time: all of it unpipelined, the excess over compute pipelined.
+    /// Rewriting the columns the refresh makes due, one after another through the same DACs (0 without refresh).
+    pub refresh_ns: f64,
+    /// Part of the writes (new column and refresh) that adds to the token's time: all of it unpipelined, the
+    /// excess over compute pipelined.
     pub write_exposed_ns: f64,
     /// Per token per layer.
     pub total_ns: f64,
@@ -41,10 +44,13 @@ impl Latency {
         let adder_tree_ns = f64::from(counts.adder_depth) * t.adder_stage_ns;
         let compute_ns =
             query_pulses_ns + t.phi_pulse_max_ns + counters_ns + adder_tree_ns + t.overhead_ns;
+        let refresh_ns = counts.refresh_columns as f64 * t.write_ns;
+        // Refresh writes queue behind the new column's write on the same DACs.
+        let writes_ns = t.write_ns + refresh_ns;
         let write_exposed_ns = if t.pipelined_write {
-            (t.write_ns - compute_ns).max(0.0)
+            (writes_ns - compute_ns).max(0.0)
         } else {
-            t.write_ns
+            writes_ns
         };
         Latency {
             query_pulses_ns,
@@ -54,6 +60,7 @@ impl Latency {
             overhead_ns: t.overhead_ns,
             compute_ns,
             write_ns: t.write_ns,
+            refresh_ns,
             write_exposed_ns,
             total_ns: compute_ns + write_exposed_ns,
         }

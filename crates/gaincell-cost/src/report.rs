@@ -106,16 +106,18 @@ impl SharedArrays {
         };
         let t = &chip.cost.timing;
         let compute = group as f64 * latency.compute_ns;
+        let writes = t.write_ns + latency.refresh_ns;
         let write_exposed = if t.pipelined_write {
-            (t.write_ns - compute).max(0.0)
+            (writes - compute).max(0.0)
         } else {
-            t.write_ns
+            writes
         };
         let time_multiplexed = ArrayChoice {
             array_pairs: kv,
             cells: (kv * counts.cells) as f64,
             latency_ns: compute + write_exposed,
-            energy_pj: h as f64 * (energy.total_pj - energy.dac_pj) + kv as f64 * energy.dac_pj,
+            energy_pj: h as f64 * (energy.total_pj - energy.dac_pj - energy.refresh_pj)
+                + kv as f64 * (energy.dac_pj + energy.refresh_pj),
             area_mm2: kv as f64 * area.total_um2 * 1e-6,
         };
         Some(SharedArrays {

@@ -154,3 +154,24 @@ fn a_given_token_period_sets_the_retention_requirement() {
     assert!((r.lambda_per_token - 2e-4).abs() < 1e-15);
     assert!((r.implied_retention_s.unwrap() - 5e-3).abs() < 1e-12);
 }
+
+#[test]
+fn refresh_costs_rewrites_per_token() {
+    let plain = cost(&preset("paper-nonlinear").unwrap());
+    assert_eq!(plain.energy.refresh_pj, 0.0);
+    assert_eq!(plain.latency.refresh_ns, 0.0);
+    // Every 100 tokens in a 1,024-token window: columns are rewritten at ages 100, 200, …, 1000, so 10 are due at
+    // each token, 2 · 64 values each through the DACs.
+    let r = cost(&chip("[refresh]\nevery_tokens = 100\n"));
+    assert_eq!(r.counts.refresh_columns, 10);
+    let e = &preset("paper-nonlinear").unwrap().cost;
+    let want_pj = 10.0 * 128.0 * e.energy.dac_pj;
+    assert!((r.energy.refresh_pj - want_pj).abs() < 1e-9 * want_pj);
+    assert!((r.energy.total_pj - plain.energy.total_pj - want_pj).abs() < 1e-9 * want_pj);
+    assert_eq!(r.latency.refresh_ns, 10.0 * e.timing.write_ns);
+    // The writes queue on the DACs: pipelined, only what exceeds the computation adds to the token's time.
+    let writes = 11.0 * e.timing.write_ns;
+    let exposed = (writes - r.latency.compute_ns).max(0.0);
+    assert_eq!(r.latency.write_exposed_ns, exposed);
+    assert_eq!(r.latency.total_ns, r.latency.compute_ns + exposed);
+}

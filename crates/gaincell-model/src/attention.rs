@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape as CShape, Tensor};
 use gaincell_attn::{
-    gain_cell_backward, gain_cell_forward, softmax_backward, softmax_forward, GainCellParams, Shape,
+    gain_cell_backward_at, gain_cell_forward_at, softmax_backward, softmax_forward, GainCellParams,
+    Shape, Site,
 };
 use gaincell_chip::ChipConfig;
 
@@ -65,13 +66,19 @@ impl Attention {
     /// Attention of `[B, H, T, D]` q, k, v (physical units for a chip) → `[B, H, T, D]`. Differentiable: softmax
     /// by its exact gradient, a gain-cell chip by the linear surrogate (docs/surrogate-gradient.md).
     pub fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+        self.forward_at(Site::default(), q, k, v)
+    }
+
+    /// [`Attention::forward`] of the heads at `site` (a layer; heads per sequence and per key/value head), which
+    /// keys a noisy chip's draws.
+    pub fn forward_at(&self, site: Site, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
         let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
-        Ok(q.apply_op3(&k, &v, KernelOp(self.clone()))?)
+        Ok(q.apply_op3(&k, &v, KernelOp(self.clone(), site))?)
     }
 }
 
-/// The kernels as a candle op, with their backward.
-struct KernelOp(Attention);
+/// The kernels as a candle op, with their backward, for the heads at a site.
+struct KernelOp(Attention, Site);
 
 /// The whole f32 contents of a contiguous CPU tensor (copied: the backward's inputs are small next to its work).
 fn values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
@@ -113,7 +120,7 @@ impl CustomOp3 for KernelOp {
         let done = match &self.0 {
             Attention::Softmax { window } => softmax_forward(shape, *window, q, k, v, &mut out),
             Attention::GainCell { params } => {
-                gain_cell_forward(params, shape, q, k, v, &mut out, None)
+                gain_cell_forward_at(params, self.1, shape, q, k, v, &mut out, None)
             }
         };
         done.map_err(candle_core::Error::wrap)?;
@@ -149,8 +156,9 @@ impl CustomOp3 for KernelOp {
             }
             Attention::GainCell { params } => {
                 let (b, h, t, d) = q.dims4()?;
-                let g = gain_cell_backward(
+                let g = gain_cell_backward_at(
                     params,
+                    self.1,
                     Shape::new(b * h, t, d),
                     &values(q)?,
                     &values(k)?,

@@ -4,7 +4,7 @@
 //! forward is [`Model`]'s own, with this step as its attention.
 
 use candle_core::{Device, Tensor};
-use gaincell_attn::KvArray;
+use gaincell_attn::{HeadSite, KvArray};
 use rand::{Rng, SeedableRng};
 
 use crate::attention::Attention;
@@ -72,7 +72,7 @@ impl Step<'_> {
                 }
                 for j in 0..h {
                     let r = j * d..(j + 1) * d;
-                    arrays[j / group].read(&q[r.clone()], &mut y[r])?;
+                    arrays[j / group].read_as(j, &q[r.clone()], &mut y[r])?;
                 }
             }
         }
@@ -92,15 +92,27 @@ impl<'m> Decoder<'m> {
     /// Empty arrays / caches for `model`.
     pub fn new(model: &'m Model) -> Result<Self> {
         let kv = model.config.n_kv_head();
+        let group = model.config.n_head() / kv;
         let layers = (0..model.config.n_layer())
-            .map(|_| match &model.attention {
+            .map(|layer| match &model.attention {
                 Attention::Softmax { window } => LayerState::Softmax {
                     keys: vec![Vec::new(); kv],
                     values: vec![Vec::new(); kv],
                     window: *window,
                 },
                 Attention::GainCell { params } => LayerState::GainCell {
-                    arrays: (0..kv).map(|_| KvArray::new(params)).collect(),
+                    // Key/value head g of this layer; its group's first query head reads by default.
+                    arrays: (0..kv)
+                        .map(|g| {
+                            let site = HeadSite {
+                                layer,
+                                seq: 0,
+                                head: g * group,
+                                kv_head: g,
+                            };
+                            KvArray::at(params, site)
+                        })
+                        .collect(),
                 },
             })
             .collect();

@@ -96,9 +96,11 @@ pub(crate) fn attention_prefix(config: &ModelConfig, l: usize) -> String {
 struct Parallel<'a>(&'a Attention);
 
 impl AttentionForm for Parallel<'_> {
-    fn attend(&mut self, _layer: usize, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    fn attend(&mut self, layer: usize, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
         let h = q.dim(1)?;
-        self.0.forward(q, &repeat_kv(k, h)?, &repeat_kv(v, h)?)
+        let site = gaincell_attn::Site::new(layer, h, h / k.dim(1)?);
+        self.0
+            .forward_at(site, q, &repeat_kv(k, h)?, &repeat_kv(v, h)?)
     }
 }
 

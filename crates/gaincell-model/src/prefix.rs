@@ -205,7 +205,7 @@ impl AttentionForm for Packed<'_> {
         let [qb, kb, vb] = batch.map(|x| Tensor::from_vec(x, (b, h, t, d), &Device::Cpu));
         let y: Vec<f32> = self
             .attention
-            .forward(&qb?, &kb?, &vb?)?
+            .forward_at(gaincell_attn::Site::new(layer, h, group), &qb?, &kb?, &vb?)?
             .flatten_all()?
             .to_vec1()?;
         let mut out = vec![0.0f32; q.len()];

@@ -260,3 +260,46 @@ fn sweep_writes_csv_png_and_svg() {
     }
     assert!(Path::new(&out.join("sweep.csv")).is_file());
 }
+
+#[test]
+fn refresh_shows_its_energy_and_time_and_bad_noise_fails_with_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let refresh = write(
+        "refresh.toml",
+        "base = \"paper-nonlinear\"\n[refresh]\nevery_tokens = 100\n",
+    );
+    let text = stdout(&gaincell(&["cost", "--chip", &refresh]));
+    assert!(
+        text.contains("refresh rewrites") && text.contains("10 columns per token"),
+        "{text}"
+    );
+    assert!(text.contains("DACs, refresh rewrites"), "{text}");
+    let plain = stdout(&gaincell(&["cost", "--chip", "paper-nonlinear"]));
+    assert!(!plain.contains("refresh"), "{plain}");
+    let r = json(&["cost", "--chip", &refresh, "--json", "-"]);
+    assert!(near(
+        &r["energy"]["refresh_pj"],
+        10.0 * 128.0 * 330.0 / 128.0
+    ));
+
+    let negative = write(
+        "negative.toml",
+        "base = \"paper-nonlinear\"\n[noise]\nscore_read_sigma_ua = -0.5\n",
+    );
+    fails_with(&["cost", "--chip", &negative], "noise.score_read_sigma_ua");
+    let long = write(
+        "long.toml",
+        "base = \"paper-nonlinear\"\n[refresh]\nevery_tokens = 5000\n",
+    );
+    fails_with(&["cost", "--chip", &long], "refresh.every_tokens");
+    let unknown = write(
+        "unknown.toml",
+        "base = \"paper-nonlinear\"\n[noise]\nshot_sigma = 0.1\n",
+    );
+    fails_with(&["chip", "check", &unknown], "shot_sigma");
+}

@@ -65,7 +65,7 @@ pub struct AttentionBench {
     /// Timed repetitions per kernel (the median is reported).
     #[arg(long, default_value_t = 7, value_parser = crate::arg_checks::at_least_one)]
     reps: usize,
-    /// Chips to time (presets or files).
+    /// Chips to time (presets or files); each noise-free one is timed again with every noise source on.
     #[arg(
         long,
         value_delimiter = ',',
@@ -141,6 +141,23 @@ struct Row {
     ratio_to_softmax: f64,
     gflops: f64,
     pytorch_ms: Option<f64>,
+    /// The noise-on variant of a chip: its time over the same chip's noise-off time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio_to_noise_off: Option<f64>,
+}
+
+/// The chip with every variation and noise source on (σ of a plausible size), for the noise-on timing.
+fn with_all_noise(chip: &ChipConfig) -> ChipConfig {
+    let mut c = chip.clone();
+    c.name = format!("{} + noise", chip.name);
+    let v = &mut c.variation;
+    (v.seed, v.cell_gain_sigma, v.cell_offset_sigma_v) = (1, 0.02, 0.005);
+    (v.c2p_gain_sigma, v.c2p_threshold_sigma_ua) = (0.02, 0.5);
+    (v.counter_gain_sigma, v.counter_threshold_sigma_ua) = (0.02, 0.2);
+    let n = &mut c.noise;
+    (n.seed, n.write_sigma_v) = (2, 0.005);
+    (n.score_read_sigma_ua, n.value_read_sigma_ua) = (0.5, 0.2);
+    c
 }
 
 #[derive(Serialize)]
@@ -251,13 +268,32 @@ fn attention(a: AttentionBench) -> Result<()> {
         ratio_to_softmax: 1.0,
         gflops: sm_flops / (sm_med * 1e-3) / 1e9,
         pytorch_ms: torch.get("softmax"),
+        ratio_to_noise_off: None,
     });
-    for name in &a.chips {
-        let chip = ChipConfig::load(name)?;
+    let chips: Vec<ChipConfig> = a
+        .chips
+        .iter()
+        .map(|name| ChipConfig::load(name))
+        .collect::<Result<_, _>>()?;
+    // Each chip as given, then with every noise source on (unless the chip already has noise).
+    let mut noise_off = std::collections::HashMap::new();
+    let variants = chips.iter().flat_map(|c| {
+        let noisy = (c.variation.is_off() && c.noise.is_off()).then(|| with_all_noise(c));
+        std::iter::once(c.clone()).chain(noisy)
+    });
+    for chip in variants {
+        let name = &chip.name;
         let p = GainCellParams::new(&chip).with_context(|| format!("chip {name}"))?;
         let (med, min) = time(a.reps, || {
             gain_cell_forward(&p, shape, &q, &k, &v, &mut out, None).expect("shapes are right")
         });
+        let base = chip.name.strip_suffix(" + noise");
+        let ratio_to_noise_off = base
+            .and_then(|b| noise_off.get(b))
+            .map(|off: &f64| med / off);
+        if base.is_none() {
+            noise_off.insert(chip.name.clone(), med);
+        }
         let terms = match chip.cell.polynomial() {
             Some(g) if chip.lambda() != 0.0 => g.iter().skip(1).filter(|c| **c != 0.0).count(),
             _ => 1,
@@ -271,6 +307,7 @@ fn attention(a: AttentionBench) -> Result<()> {
             ratio_to_softmax: med / sm_med,
             gflops: flops / (med * 1e-3) / 1e9,
             pytorch_ms: torch.get(&chip.name),
+            ratio_to_noise_off,
         });
     }
 
@@ -299,6 +336,15 @@ fn attention(a: AttentionBench) -> Result<()> {
             r.gflops,
             published
         );
+    }
+    for r in &rows {
+        if let Some(x) = r.ratio_to_noise_off {
+            human!(
+                json_on_stdout,
+                "{}: {x:.2}× the time with noise off",
+                r.kernel
+            );
+        }
     }
     human!(json_on_stdout, "(PyTorch figures: {})", torch.source);
     if let Some(path) = a.json {

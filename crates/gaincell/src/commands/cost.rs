@@ -159,6 +159,14 @@ fn report_text(r: &CostReport) -> String {
         "k, v column write",
         si(l.write_ns * 1e-9, "s")
     );
+    if let Some(n) = c.refresh_period_tokens {
+        s += &format!(
+            "  {:<28}{:>12}  {} columns per token (every {n} tokens), queued behind the write\n",
+            "refresh rewrites",
+            si(l.refresh_ns * 1e-9, "s"),
+            c.refresh_columns
+        );
+    }
     s += &format!("  {:<28}{:>12}\n", "total", si(l.total_ns * 1e-9, "s"));
     s += &format!(
         "  {:<28}{:>12}\n\n",
@@ -172,13 +180,20 @@ fn report_text(r: &CostReport) -> String {
         "Energy per token", "per head", "per layer", "per model"
     );
     let (heads, layers) = (m.n_head as f64, (m.n_head * m.n_layer) as f64);
+    let refresh = c
+        .refresh_period_tokens
+        .map(|_| ("  DACs, refresh rewrites", e.refresh_pj));
     for (label, pj) in [
-        ("  Φ(Q·Kᵀ) arrays", e.qk_pj),
-        ("  Φ(S)·V arrays", e.pv_pj),
-        ("  digital control, routing", e.digital_pj),
-        ("  DACs", e.dac_pj),
-        ("  total", e.total_pj),
-    ] {
+        Some(("  Φ(Q·Kᵀ) arrays", e.qk_pj)),
+        Some(("  Φ(S)·V arrays", e.pv_pj)),
+        Some(("  digital control, routing", e.digital_pj)),
+        Some(("  DACs", e.dac_pj)),
+        refresh,
+        Some(("  total", e.total_pj)),
+    ]
+    .into_iter()
+    .flatten()
+    {
         s += &format!(
             "{label:<30}{:>14}{:>14}{:>14}\n",
             si(pj * 1e-12, "J"),
