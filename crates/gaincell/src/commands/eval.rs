@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use gaincell_eval::results::{self, Skipped};
 use gaincell_eval::samples;
 use gaincell_eval::{data_dir, evaluate, EvalError, EvalOptions, ScoreOptions, Task};
-use gaincell_model::{perplexity, text_stream, PplOptions};
+use gaincell_model::{perplexity, text_stream, PplOptions, PplResult};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::download;
@@ -140,6 +140,10 @@ pub struct PplArgs {
     /// Write the result as JSON (`-`: to standard output, the other lines then go to standard error).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Chip instances: score the text once per seed, each setting the chip's [variation] and [noise] seeds,
+    /// and report every instance and the mean ± std (e.g. 1,2,3,4,5). Needs a chip with noise or variation on.
+    #[arg(long, value_delimiter = ',', value_name = "SEEDS")]
+    chip_seeds: Vec<u64>,
 }
 
 pub fn run(cmd: EvalCommand) -> Result<()> {
@@ -199,17 +203,49 @@ fn ppl(a: PplArgs) -> Result<()> {
     let ctx = a.ctx.unwrap_or(model.config.n_positions());
     let stride = a.stride.unwrap_or((ctx / 2).max(1));
     human!(json_on_stdout, "{}", super::chip::summary(&model.chip));
+    if !a.chip_seeds.is_empty() {
+        return ppl_over_instances(
+            &a,
+            &loaded,
+            &ids,
+            bytes,
+            PplOptions { ctx, stride },
+            json_on_stdout,
+        );
+    }
+    let r = score(model, &ids, bytes, PplOptions { ctx, stride })?;
+    human!(json_on_stdout,
+        "perplexity {:.4}   bits/byte {:.4}   {} tokens scored ({} bytes)   {:.0} tokens/s   ctx {ctx} stride {stride}",
+        r.perplexity, r.bits_per_byte, r.tokens_scored, r.bytes, r.tokens_per_s
+    );
+    if let Some(path) = a.json {
+        let out = serde_json::json!({
+            "model": loaded.source,
+            "chip": model.chip.name,
+            "data": a.data.display().to_string(),
+            "ctx": ctx,
+            "stride": stride,
+            "result": r,
+        });
+        crate::paths::write_output(&path, serde_json::to_string_pretty(&out)?)?;
+    }
+    Ok(())
+}
+
+/// Perplexity with a progress bar; a NaN or infinite loss is an error naming the cause.
+fn score(
+    model: &gaincell_model::Model,
+    ids: &[u32],
+    bytes: usize,
+    o: PplOptions,
+) -> Result<PplResult> {
     let bar = ProgressBar::new(ids.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} tokens  {per_sec}  ETA {eta}")
             .expect("valid template"),
     );
-    let r = perplexity(
-        model,
-        &ids,
-        bytes,
-        PplOptions { ctx, stride },
-        &mut |done, _| bar.set_position(done as u64),
-    )?;
+    let r = perplexity(model, ids, bytes, o, &mut |done, _| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
     // A NaN or infinite loss is a broken model, not a result: say so instead of printing it.
     let mean = r.nll / r.tokens_scored as f64;
@@ -227,20 +263,87 @@ fn ppl(a: PplArgs) -> Result<()> {
             r.tokens_scored
         );
     }
-    human!(json_on_stdout,
-        "perplexity {:.4}   bits/byte {:.4}   {} tokens scored ({} bytes)   {:.0} tokens/s   ctx {ctx} stride {stride}",
-        r.perplexity, r.bits_per_byte, r.tokens_scored, r.bytes, r.tokens_per_s
+    Ok(r)
+}
+
+/// `eval ppl --chip-seeds`: the same text on several instances of a noisy chip, each instance's [variation]
+/// and [noise] seeds set to one seed; every instance, and the mean ± sample std of loss and perplexity.
+fn ppl_over_instances(
+    a: &PplArgs,
+    loaded: &crate::model_args::Loaded,
+    ids: &[u32],
+    bytes: usize,
+    o: PplOptions,
+    json_on_stdout: bool,
+) -> Result<()> {
+    let chip = &loaded.model.chip;
+    if chip.variation.is_off() && chip.noise.is_off() {
+        bail!(
+            "--chip-seeds: chip `{}` has no [variation] or [noise] on, so every instance is the same chip: give a \
+             chip file with a σ above 0 (docs/chip-toml.md#noise)",
+            chip.name
+        );
+    }
+    let mut seeds = a.chip_seeds.clone();
+    seeds.sort_unstable();
+    seeds.dedup();
+    if seeds.len() < 2 {
+        bail!(
+            "--chip-seeds {:?}: give at least two different seeds for a spread",
+            a.chip_seeds
+        );
+    }
+    let mut instances = Vec::new();
+    for &seed in &seeds {
+        let mut c = chip.clone();
+        c.variation.seed = seed;
+        c.noise.seed = seed;
+        let m = loaded.model.with_chip(c)?;
+        let r = score(&m, ids, bytes, o)?;
+        human!(
+            json_on_stdout,
+            "chip seed {seed}: perplexity {:.4}   loss {:.4}   bits/byte {:.4}",
+            r.perplexity,
+            r.nll / r.tokens_scored as f64,
+            r.bits_per_byte
+        );
+        instances.push((seed, r));
+    }
+    let stats = |x: Vec<f64>| -> (f64, f64) {
+        let n = x.len() as f64;
+        let m = x.iter().sum::<f64>() / n;
+        (
+            m,
+            (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt(),
+        )
+    };
+    let (loss_m, loss_s) = stats(
+        instances
+            .iter()
+            .map(|(_, r)| r.nll / r.tokens_scored as f64)
+            .collect(),
     );
-    if let Some(path) = a.json {
+    let (ppl_m, ppl_s) = stats(instances.iter().map(|(_, r)| r.perplexity).collect());
+    human!(
+        json_on_stdout,
+        "over {} chip instances: perplexity {ppl_m:.4} ± {ppl_s:.4}   loss {loss_m:.4} ± {loss_s:.4} (mean ± \
+         sample std)   {} tokens scored, ctx {} stride {}",
+        instances.len(),
+        instances[0].1.tokens_scored,
+        o.ctx,
+        o.stride
+    );
+    if let Some(path) = &a.json {
         let out = serde_json::json!({
             "model": loaded.source,
-            "chip": model.chip.name,
+            "chip": chip.name,
             "data": a.data.display().to_string(),
-            "ctx": ctx,
-            "stride": stride,
-            "result": r,
+            "ctx": o.ctx,
+            "stride": o.stride,
+            "instances": instances.iter().map(|(seed, r)| serde_json::json!({"seed": seed, "result": r})).collect::<Vec<_>>(),
+            "loss_mean": loss_m, "loss_std": loss_s, "perplexity_mean": ppl_m, "perplexity_std": ppl_s,
         });
-        crate::paths::write_output(&path, serde_json::to_string_pretty(&out)?)?;
+        crate::paths::write_output(path, serde_json::to_string_pretty(&out)?)?;
     }
     Ok(())
 }
