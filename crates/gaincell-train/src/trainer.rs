@@ -162,6 +162,16 @@ pub struct TrainSpec {
     pub checkpoint_every: usize,
 }
 
+/// The chip-instance seed of training micro-batch `index` (a SplitMix64 step of both: distinct per index).
+pub fn instance_seed(run_seed: u64, index: u64) -> u64 {
+    let mut z = run_seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(index.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 fn one() -> usize {
     1
 }
@@ -575,8 +585,13 @@ pub fn train_with(
         .as_ref()
         .map(|d| Teacher::load(d, &model.config, t.ctx))
         .transpose()?;
-    let (model, vars) = model.trainable()?;
+    let (mut model, vars) = model.trainable()?;
     let mut opt = AdamW::new(&vars, config.optim.clone())?;
+    // Hardware-aware training: on a chip with noise or variation on, every micro-batch runs on a fresh chip
+    // instance with fresh noise (as aihwkit trains), its seeds keyed by the run's seed and the micro-batch's
+    // index, so a resumed run draws what an unbroken one does. Validation runs on the chip as configured.
+    let configured_attention = model.attention.clone();
+    let noisy = !(model.chip.noise.is_off() && model.chip.variation.is_off());
     if let (Some(dir), true) = (&ckpt_dir, resume) {
         opt.load(&dir.join("optimizer.safetensors"), state.step)?;
     }
@@ -597,6 +612,13 @@ pub fn train_with(
         for micro in 0..t.grad_accum {
             let index = (step * t.grad_accum + micro) as u64;
             let (x, y) = shards.batch(Split::Train, t.batch, t.ctx, t.seed, index)?;
+            if noisy {
+                let mut c = model.chip.clone();
+                let seed = instance_seed(t.seed, index);
+                c.noise.seed = seed;
+                c.variation.seed = seed;
+                model.attention = gaincell_model::Attention::for_model(&c, &model.config)?;
+            }
             let xs = Tensor::from_slice(&x, (t.batch, t.ctx), &Device::Cpu)?;
             let ys = Tensor::from_slice(&y, t.batch * t.ctx, &Device::Cpu)?;
             let hidden = if record_stats && micro == 0 {
@@ -660,6 +682,7 @@ pub fn train_with(
         on_event(&ev);
         let last = step == t.steps;
         if last || (t.eval_every > 0 && step % t.eval_every == 0) {
+            model.attention = configured_attention.clone();
             let v = validation_loss(&model, &shards, t.batch, t.ctx, t.eval_batches, t.seed)?;
             if !v.is_finite() {
                 return Err(TrainError::Input(format!(

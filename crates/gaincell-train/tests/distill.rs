@@ -1,7 +1,11 @@
 //! Knowledge distillation: the combined loss against independent f64 arithmetic, its gradient against central
 //! differences (on logits and through a tiny model), the checks at the edge, and resume with a teacher.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::tiny_data;
 
 use candle_core::{Device, Tensor, Var};
 use gaincell_chip::ChipConfig;
@@ -288,40 +292,6 @@ fn teachers_that_do_not_fit_are_one_clear_error() {
         let e = err(s, 16);
         assert!(e.contains(says), "{e}");
     }
-}
-
-/// A structured corpus, a 300-entry BPE and its shards.
-fn tiny_data(dir: &Path) -> PathBuf {
-    let words = [
-        "the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "big", "red", "house",
-    ];
-    let corpus = dir.join("corpus");
-    std::fs::create_dir_all(&corpus).unwrap();
-    let mut files = Vec::new();
-    for f in 0..4 {
-        let text: String = (0..2000)
-            .map(|i| {
-                let w = words[(i * 7 + f * 3 + i / 13) % words.len()];
-                if i % 11 == 10 {
-                    format!("{w}.\n")
-                } else {
-                    format!("{w} ")
-                }
-            })
-            .collect();
-        let p = corpus.join(format!("book{f}.txt"));
-        std::fs::write(&p, &text).unwrap();
-        files.push(p);
-    }
-    let texts: Vec<String> = files
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect();
-    let tok = gaincell_model::train_bpe(texts.iter(), 300).unwrap();
-    let data = dir.join("data");
-    gaincell_train::data::prepare(&tok, "bpe", &files[..3], &files[3..], &data, &|_, _| {})
-        .unwrap();
-    data
 }
 
 fn run_config(dir: &Path, name: &str, steps: usize, distill: &str) -> RunConfig {
