@@ -84,7 +84,7 @@ fn study(
     serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
 }
 
-fn point<'a>(r: &'a serde_json::Value, retention: Option<f64>) -> &'a serde_json::Value {
+fn point(r: &serde_json::Value, retention: Option<f64>) -> &serde_json::Value {
     r["points"]
         .as_array()
         .unwrap()
