@@ -119,7 +119,15 @@ struct Study {
     text_tokens_scored: Option<usize>,
     threshold_pct: f64,
     needed: Option<Needed>,
+    /// The same answer for each `--refresh-every` interval (empty without refresh).
+    needed_with_refresh: Vec<RefreshNeeded>,
     points: Vec<PointResult>,
+}
+
+#[derive(Serialize)]
+struct RefreshNeeded {
+    every_tokens: usize,
+    needed: Needed,
 }
 
 /// Retention times in ms (None = ∞), as given; one-line errors for anything not a positive time.
@@ -417,6 +425,28 @@ pub fn run(a: RetentionStudy) -> Result<()> {
         .filter_map(|p| p.retention_ms.map(|r| (r, p.delta_pct)))
         .collect();
     let need = needed(&grid, a.threshold_pct);
+    let needed_with_refresh: Vec<RefreshNeeded> = refresh
+        .iter()
+        .flatten()
+        .filter_map(|&n| {
+            let g: Vec<(f64, f64)> = points
+                .iter()
+                .filter(|p| p.refresh_every_tokens == Some(n))
+                .filter_map(|p| p.retention_ms.map(|r| (r, p.delta_pct)))
+                .collect();
+            needed(&g, a.threshold_pct).map(|needed| RefreshNeeded {
+                every_tokens: n,
+                needed,
+            })
+        })
+        .collect();
+    for r in &needed_with_refresh {
+        println!(
+            "  with refresh every {} tokens: {}",
+            r.every_tokens,
+            describe(&r.needed, a.threshold_pct)
+        );
+    }
     match &need {
         Some(n) => println!(
             "shortest retention with loss increase < {} %: {}",
@@ -441,6 +471,7 @@ pub fn run(a: RetentionStudy) -> Result<()> {
         text_tokens_scored: raw.first().and_then(|p| p.4.map(|t| t.2)),
         threshold_pct: a.threshold_pct,
         needed: need,
+        needed_with_refresh,
         points,
     };
     write_reports(&a.out, &study, reference)?;
@@ -491,6 +522,13 @@ fn write_reports(out: &std::path::Path, s: &Study, reference: f64) -> Result<()>
             "**Shortest retention with a loss increase under {} %: {}.**\n\n",
             s.threshold_pct,
             describe(n, s.threshold_pct)
+        ));
+    }
+    for r in &s.needed_with_refresh {
+        md.push_str(&format!(
+            "With refresh every {} tokens: {}.\n\n",
+            r.every_tokens,
+            describe(&r.needed, s.threshold_pct)
         ));
     }
     let text_cols = s.text.is_some();
