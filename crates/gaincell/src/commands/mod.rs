@@ -22,6 +22,7 @@ pub mod peak_memory;
 pub mod pipeline;
 pub mod pytorch_baseline;
 pub mod study;
+pub mod study_retention;
 pub mod sweep;
 pub mod tokenizer;
 pub mod train;

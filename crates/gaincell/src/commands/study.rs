@@ -23,11 +23,14 @@ use crate::plot::{bars_on, font_ready, save, Bars, COLOURS};
 pub enum StudyCommand {
     /// The linear model's weights on other cell curves: unadapted, adapted, fine-tuned.
     Cells(CellsStudy),
+    /// Loss against the cells' retention time (∞ = no leakage), beside energy and latency per token.
+    Retention(super::study_retention::RetentionStudy),
 }
 
 pub fn run(c: StudyCommand) -> Result<()> {
     match c {
         StudyCommand::Cells(a) => cells(a),
+        StudyCommand::Retention(a) => super::study_retention::run(a),
     }
 }
 
