@@ -85,7 +85,7 @@ struct PointResult {
     /// Whole model (all layers), per token, from the cost model.
     energy_per_token_pj: f64,
     latency_per_token_ns: f64,
-    /// Refresh energy per token: none until the cost model has a refresh term.
+    /// Refresh energy per token (the whole model), with refresh on.
     refresh_energy_per_token_pj: Option<f64>,
 }
 
@@ -378,7 +378,15 @@ pub fn run(a: RetentionStudy) -> Result<()> {
         let loss = val(&model)?;
         let t = score(&model)?;
         bar.inc(1);
-        raw.push((r, n, chip.lambda(), loss, t));
+        // The point's own cost: a refreshing chip pays its rewrites (energy and time per token).
+        let c = gaincell_cost::evaluate(chip, &shape, &[])?;
+        let refresh_share = c.energy.refresh_pj / c.energy.total_pj;
+        let costs = (
+            c.energy_pj.per_model,
+            c.model_latency_ns,
+            n.map(|_| c.energy_pj.per_model * refresh_share),
+        );
+        raw.push((r, n, chip.lambda(), loss, t, costs));
     }
     bar.finish_and_clear();
     let reference = raw
@@ -389,21 +397,22 @@ pub fn run(a: RetentionStudy) -> Result<()> {
     let window = base.geometry.window;
     let mut points: Vec<PointResult> = raw
         .iter()
-        .map(|&(r, n, lambda, loss, t)| PointResult {
-            retention_ms: r,
-            refresh_every_tokens: n,
-            lambda_per_token: lambda,
-            oldest_decay: (-lambda * (window - 1) as f64).exp(),
-            val_loss: loss,
-            delta_loss: loss - reference,
-            delta_pct: 100.0 * (loss - reference) / reference,
-            text_loss: t.map(|t| t.0),
-            text_perplexity: t.map(|t| t.1),
-            energy_per_token_pj: cost.energy_pj.per_model,
-            latency_per_token_ns: cost.model_latency_ns,
-            // The cost model on this branch has no refresh term; it goes here when [refresh] lands.
-            refresh_energy_per_token_pj: None,
-        })
+        .map(
+            |&(r, n, lambda, loss, t, (energy, latency, refresh))| PointResult {
+                retention_ms: r,
+                refresh_every_tokens: n,
+                lambda_per_token: lambda,
+                oldest_decay: (-lambda * (window - 1) as f64).exp(),
+                val_loss: loss,
+                delta_loss: loss - reference,
+                delta_pct: 100.0 * (loss - reference) / reference,
+                text_loss: t.map(|t| t.0),
+                text_perplexity: t.map(|t| t.1),
+                energy_per_token_pj: energy,
+                latency_per_token_ns: latency,
+                refresh_energy_per_token_pj: refresh,
+            },
+        )
         .collect();
     // Table order: no refresh first, each group by retention, ∞ last.
     points.sort_by(|x, y| {
@@ -567,7 +576,7 @@ fn write_reports(out: &std::path::Path, s: &Study, reference: f64) -> Result<()>
             p.energy_per_token_pj * 1e-3,
             p.latency_per_token_ns,
             p.refresh_energy_per_token_pj
-                .map_or("- (not modelled)".into(), |v| format!("{v:.3} pJ"))
+                .map_or("—".into(), |v| format!("{v:.3} pJ"))
         ));
     }
     if let Some(t) = &s.text {
