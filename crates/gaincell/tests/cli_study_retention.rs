@@ -227,7 +227,8 @@ fn bad_retention_lists_and_refresh_are_one_line_errors() {
         "--token-period-s -1e-9: give a positive",
     );
     assert!(!o.exists());
-    // Main's chip config has no [refresh]: refused before any point runs, in one line.
+    // A refresh interval the chip cannot take (not below its 256-token window): refused before any point runs,
+    // naming the field.
     fails_with(
         &[
             "study",
@@ -239,11 +240,11 @@ fn bad_retention_lists_and_refresh_are_one_line_errors() {
             "--data",
             "nowhere",
             "--refresh-every",
-            "64",
+            "300",
             "--out",
             o.to_str().unwrap(),
         ],
-        "--refresh-every 64: this build's chip config has no [refresh] section",
+        "--refresh-every 300: chip config field `refresh.every_tokens` is 300",
     );
     assert!(!o.exists());
 }

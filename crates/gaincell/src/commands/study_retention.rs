@@ -2,7 +2,7 @@
 //! same held-out batches for each retention time (λ = token period / retention, ∞ = leakage off), optionally its
 //! perplexity on a text, beside the cost model's energy and latency per token; the shortest retention whose loss
 //! increase over no leakage stays under a threshold (1 %), interpolated in log retention. `--refresh-every` adds
-//! rows with `refresh.every_tokens` set in the chip overlay, for chip configs that know `[refresh]`.
+//! rows with `refresh.every_tokens` set in the chip overlay.
 
 use std::path::PathBuf;
 
@@ -37,8 +37,8 @@ pub struct RetentionStudy {
     /// model's layers × layer latency).
     #[arg(long)]
     token_period_s: Option<f64>,
-    /// Also run each finite retention with `refresh.every_tokens` = N (comma-separated); needs a chip config
-    /// with a `[refresh]` section.
+    /// Also run each finite retention with `refresh.every_tokens` = N (comma-separated; each below the chip's
+    /// window).
     #[arg(long)]
     refresh_every: Option<String>,
     /// A UTF-8 text whose perplexity each point also reports (as `eval ppl` scores it).
@@ -196,9 +196,6 @@ fn point_chip(
     table.insert("name".into(), toml::Value::String(name.clone()));
     let text = toml::to_string(&table).context("chip TOML")?;
     ChipConfig::from_toml_str(&text, &name).map_err(|e| match refresh {
-        Some(n) if e.to_string().contains("unknown field `refresh`") => anyhow::anyhow!(
-            "--refresh-every {n}: this build's chip config has no [refresh] section (refresh is not in yet)"
-        ),
         Some(n) => anyhow::Error::new(e).context(format!("--refresh-every {n}")),
         None => e.into(),
     })
