@@ -314,13 +314,8 @@ fn simulate_batch(
 ) -> Result<Vec<SpiceTrial>> {
     let t = &ctx.timing;
     let v_bl = ctx.cell.v_bl;
-    let deck = Deck {
-        cell: &ctx.cell,
-        seed: 1,
-    };
     // The key arrays: word line d carries q_d, bitline j collects token j's score.
-    let mut text = deck.head("key arrays read by one PWM query each", false);
-    text.push_str(&t.write_phase());
+    let mut text = ctx.array_deck("key arrays read by one PWM query each");
     let mut columns = Vec::new();
     let mut stores = Vec::new();
     for (n, tr) in trials.iter().enumerate() {
@@ -338,27 +333,11 @@ fn simulate_batch(
             (0..ctx.rows).flat_map(|j| (0..ctx.dims).map(move |d| format!("v(k{n}s{d}_{j})"))),
         );
     }
-    let file = format!("k{batch}.txt");
-    let all: Vec<String> = columns.iter().chain(&stores).cloned().collect();
-    text.push_str(&t.control(&file, &all));
-    run_deck(
-        &ctx.ngspice,
-        &ctx.spice,
-        &format!("k{batch}"),
-        &text,
-        &[&file],
-    )?;
-    let (q_keys, written_k) = read_out(
-        &ctx.spice.join(&file),
-        t.read_start - t.edge,
-        &columns,
-        &stores,
-    )?;
+    let (q_keys, written_k) = ctx.run_and_read(&format!("k{batch}"), text, &columns, &stores)?;
     on_step();
 
     // The value arrays: word line j carries φ_j, bitline d collects output d.
-    let mut text = deck.head("value arrays read by the charge-to-pulse outputs", false);
-    text.push_str(&t.write_phase());
+    let mut text = ctx.array_deck("value arrays read by the charge-to-pulse outputs");
     let mut columns = Vec::new();
     let mut stores = Vec::new();
     let mut scores = Vec::new();
@@ -381,22 +360,7 @@ fn simulate_batch(
         );
         scores.push(s);
     }
-    let file = format!("v{batch}.txt");
-    let all: Vec<String> = columns.iter().chain(&stores).cloned().collect();
-    text.push_str(&t.control(&file, &all));
-    run_deck(
-        &ctx.ngspice,
-        &ctx.spice,
-        &format!("v{batch}"),
-        &text,
-        &[&file],
-    )?;
-    let (q_values, written_v) = read_out(
-        &ctx.spice.join(&file),
-        t.read_start - t.edge,
-        &columns,
-        &stores,
-    )?;
+    let (q_values, written_v) = ctx.run_and_read(&format!("v{batch}"), text, &columns, &stores)?;
     on_step();
     let per_trial = ctx.rows * ctx.dims;
     let grid = |w: &[f64], n: usize| -> Vec<Vec<f64>> {
@@ -431,6 +395,39 @@ struct ArrayRun {
     s_sat: f64,
     a_sat: f64,
     v_read: f64,
+}
+
+impl ArrayRun {
+    /// A deck's opening: the models, the cell, and the write phase every array deck starts with.
+    fn array_deck(&self, title: &str) -> String {
+        let deck = Deck {
+            cell: &self.cell,
+            seed: 1,
+        };
+        deck.head(title, false) + &self.timing.write_phase()
+    }
+
+    /// Finish `text` with a control block that keeps the integrator and storage nodes, run it as `name`, and read
+    /// back the charges and the voltages the write left (see [`read_out`]).
+    fn run_and_read(
+        &self,
+        name: &str,
+        mut text: String,
+        integrators: &[String],
+        stores: &[String],
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        let t = &self.timing;
+        let file = format!("{name}.txt");
+        let all: Vec<String> = integrators.iter().chain(stores).cloned().collect();
+        text.push_str(&t.control(&file, &all));
+        run_deck(&self.ngspice, &self.spice, name, &text, &[&file])?;
+        read_out(
+            &self.spice.join(&file),
+            t.read_start - t.edge,
+            integrators,
+            stores,
+        )
+    }
 }
 
 /// The cell's DC read current (µA) against the stored voltage, word line at `v_read`: a 1 mV sweep from 0 to
@@ -546,24 +543,12 @@ impl Kernel {
 /// injection and the read pulse's coupling onto the storage node.
 fn effective_currents(ctx: &ArrayRun, levels: &[f64]) -> Result<Vec<f64>> {
     let t = &ctx.timing;
-    let deck = Deck {
-        cell: &ctx.cell,
-        seed: 1,
-    };
-    let mut text = deck.head("effective read current at each DAC level", false);
-    text.push_str(&t.write_phase());
+    let mut text = ctx.array_deck("effective read current at each DAC level");
     let wl = vec![pulse_source(ctx.v_read, t.read_start, t.t_max, t.edge)];
     let stored = vec![levels.to_vec()];
     text.push_str(&array_elements("e", &wl, &stored, ctx.cell.v_bl));
     let columns: Vec<String> = (0..levels.len()).map(|b| format!("v(ei{b})")).collect();
-    text.push_str(&t.control("levels.txt", &columns));
-    run_deck(&ctx.ngspice, &ctx.spice, "levels", &text, &["levels.txt"])?;
-    let (charges, _) = read_out(
-        &ctx.spice.join("levels.txt"),
-        t.read_start - t.edge,
-        &columns,
-        &[],
-    )?;
+    let (charges, _) = ctx.run_and_read("levels", text, &columns, &[])?;
     Ok(charges.iter().map(|q| q / t.t_max * 1e6).collect())
 }
 
