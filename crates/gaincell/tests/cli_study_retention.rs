@@ -6,47 +6,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{fails_with, gaincell, stdout};
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
+use common::{fails_with, gaincell, repo, stdout, story_shards};
 
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
 
-/// Token shards of a few hundred short sentences in the model's tokenizer, and the text they came from.
 fn shards(dir: &Path) -> (PathBuf, PathBuf) {
-    let corpus = dir.join("corpus");
-    std::fs::create_dir_all(&corpus).unwrap();
-    let names = ["Tom", "Lily", "Sam", "Mia", "Ben"];
-    let things = ["ball", "cat", "tree", "cake", "boat"];
-    for f in 0..4 {
-        let text: String = (0..200)
-            .map(|i| {
-                let (n, t) = (names[(i + f) % 5], things[(i * 3 + f) % 5]);
-                format!("{n} saw a big {t}. {n} was happy and played with the {t}.\n")
-            })
-            .collect();
-        std::fs::write(corpus.join(format!("story{f}.txt")), text).unwrap();
-    }
-    let out = dir.join("data");
-    stdout(&gaincell(&[
-        "data",
-        "prepare",
-        "--tokenizer",
-        &s(&repo("models/stories260k/nonlinear/tokenizer.bin")),
-        "--input",
-        &s(&corpus),
-        "--val-fraction",
-        "0.25",
-        "--out",
-        &s(&out),
-    ]));
-    (out, corpus.join("story0.txt"))
+    story_shards(dir, &repo("models/stories260k/nonlinear/tokenizer.bin"))
 }
 
 fn study(

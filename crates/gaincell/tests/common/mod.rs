@@ -62,3 +62,42 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A path inside the repository.
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+/// Token shards of a few hundred short sentences in `tokenizer` (a quarter held out), and one of the text files
+/// they came from: the small data the study tests run on.
+pub fn story_shards(dir: &Path, tokenizer: &Path) -> (PathBuf, PathBuf) {
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let names = ["Tom", "Lily", "Sam", "Mia", "Ben"];
+    let things = ["ball", "cat", "tree", "cake", "boat"];
+    for f in 0..4 {
+        let text: String = (0..200)
+            .map(|i| {
+                let (n, t) = (names[(i + f) % 5], things[(i * 3 + f) % 5]);
+                format!("{n} saw a big {t}. {n} was happy and played with the {t}.\n")
+            })
+            .collect();
+        std::fs::write(corpus.join(format!("story{f}.txt")), text).unwrap();
+    }
+    let out = dir.join("data");
+    stdout(&gaincell(&[
+        "data",
+        "prepare",
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+        "--input",
+        corpus.to_str().unwrap(),
+        "--val-fraction",
+        "0.25",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    (out, corpus.join("story0.txt"))
+}
