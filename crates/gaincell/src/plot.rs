@@ -66,12 +66,25 @@ pub(crate) fn save<F>(out: &Path, stem: &str, draw: F) -> Result<Vec<PathBuf>>
 where
     F: Fn(Canvas) -> Result<()>,
 {
+    save_sized(out, stem, SIZE, draw)
+}
+
+/// [`save`] on a canvas of `size` pixels (e.g. wider, for side-by-side panels).
+pub(crate) fn save_sized<F>(
+    out: &Path,
+    stem: &str,
+    size: (u32, u32),
+    draw: F,
+) -> Result<Vec<PathBuf>>
+where
+    F: Fn(Canvas) -> Result<()>,
+{
     let png = out.join(format!("{stem}.png"));
     let svg = out.join(format!("{stem}.svg"));
     draw(Canvas::Png(
-        BitMapBackend::new(&png, SIZE).into_drawing_area(),
+        BitMapBackend::new(&png, size).into_drawing_area(),
     ))?;
-    draw(Canvas::Svg(SVGBackend::new(&svg, SIZE).into_drawing_area()))?;
+    draw(Canvas::Svg(SVGBackend::new(&svg, size).into_drawing_area()))?;
     Ok(vec![png, svg])
 }
 

@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod pytorch_baseline;
 pub mod study;
 pub mod study_retention;
+pub mod study_variation;
 pub mod sweep;
 pub mod tokenizer;
 pub mod train;

@@ -25,12 +25,16 @@ pub enum StudyCommand {
     Cells(CellsStudy),
     /// Loss against the cells' retention time (∞ = no leakage), beside energy and latency per token.
     Retention(super::study_retention::RetentionStudy),
+    /// Loss against each device-variation and noise σ, for the model fine-tuned without and with noise-aware
+    /// training, over several chip instances.
+    Variation(super::study_variation::VariationStudy),
 }
 
 pub fn run(c: StudyCommand) -> Result<()> {
     match c {
         StudyCommand::Cells(a) => cells(a),
         StudyCommand::Retention(a) => super::study_retention::run(a),
+        StudyCommand::Variation(a) => super::study_variation::run(a),
     }
 }
 
