@@ -10,7 +10,8 @@ random token ids (seeded; throughput does not depend on the text), batch 8, for 
     with the paper's surrogate gradient (value of the nonlinear cell, gradient of the linear one) and
     straight-through quantisers. Tiles are by absolute position here (the chip groups by ring-buffer slot), which
     changes no cost.
-One warm-up step, then --steps timed ones; tokens/s = batch x ctx x steps / seconds.
+One warm-up step, then --steps timed ones; tokens/s = batch x ctx / the median step's seconds (as
+`gaincell bench train` reports its own).
 
 The model (--family):
   gpt2 (default)  GPT2LMHeadModel of --layers / --heads / --embd / --vocab / --ctx, as above.
@@ -174,7 +175,7 @@ def bench(kind, args):
     with torch.no_grad():
         model(ids[0, :1, :8])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
-    elapsed = 0.0
+    times = []
     reset_peak_rss()
     for step in range(args.steps + 1):  # step 0 is the warm-up
         x, y = ids[step, :, :-1], ids[step, :, 1:]
@@ -187,10 +188,10 @@ def bench(kind, args):
         opt.step()
         dt = time.perf_counter() - t0
         if step > 0:
-            elapsed += dt
+            times.append(dt)
         print(f"{kind} step {step}{' (warm-up)' if step == 0 else ''}: {dt * 1e3:.0f} ms, loss {loss.item():.3f}")
     args.peak_rss_mb[kind] = peak_rss_mb()
-    return args.batch * args.ctx * args.steps / elapsed
+    return args.batch * args.ctx / sorted(times)[len(times) // 2]
 
 
 def reset_peak_rss():
@@ -225,7 +226,7 @@ def main():
     ap.add_argument("--ctx", type=int, help="default 256 (capped at the --shape's seq)")
     ap.add_argument("--window", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--kinds", default="software,paper-nonlinear")
     ap.add_argument("--out", default="pytorch_train.json")
     ap.add_argument("--family", choices=("gpt2", "llama"), help="model family (default gpt2)")

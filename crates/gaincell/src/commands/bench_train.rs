@@ -46,8 +46,8 @@ pub struct TrainBench {
     window: usize,
     #[arg(long, default_value_t = 8, value_parser = crate::arg_checks::at_least_one)]
     batch: usize,
-    /// Timed optimiser steps per chip (after one warm-up step).
-    #[arg(long, default_value_t = 3, value_parser = crate::arg_checks::at_least_one)]
+    /// Timed optimiser steps per chip (after one warm-up step); tokens/s is from their median.
+    #[arg(long, default_value_t = 5, value_parser = crate::arg_checks::at_least_one)]
     steps: usize,
     /// Chips to time; the first is the reference the others are divided by.
     #[arg(
@@ -123,8 +123,8 @@ pub fn run(a: TrainBench) -> Result<()> {
         })
         .collect();
     println!(
-        "{:<20} {:>10} {:>14} {:>14} {:>9} {:>12}",
-        "chip", "tokens/s", "time vs first", "vs PyTorch", "peak MB", "PyTorch MB"
+        "{:<20} {:>10} {:>14} {:>14} {:>9} {:>12} {:>7} [min–max]",
+        "chip", "tokens/s", "time vs first", "vs PyTorch", "peak MB", "PyTorch MB", "step ms"
     );
     let mut first = None;
     for name in &a.chips {
@@ -138,7 +138,7 @@ pub fn run(a: TrainBench) -> Result<()> {
         let model = Model::random(config.clone(), chip, 0)?;
         let (model, vars) = model.trainable()?;
         let mut opt = AdamW::new(&vars, AdamWConfig::default())?;
-        let mut elapsed = 0.0;
+        let mut step_s = Vec::with_capacity(a.steps);
         for (step, b) in batches.iter().enumerate() {
             let started = Instant::now();
             let (mut x, mut y) = (Vec::new(), Vec::new());
@@ -152,10 +152,13 @@ pub fn run(a: TrainBench) -> Result<()> {
             let grads = cross_entropy(&logits, &ys)?.backward()?;
             opt.step(&grads)?;
             if step > 0 {
-                elapsed += started.elapsed().as_secs_f64();
+                step_s.push(started.elapsed().as_secs_f64());
             }
         }
-        let tps = (a.batch * a.ctx * a.steps) as f64 / elapsed;
+        // The median step: one step slowed by the machine's other work does not move it.
+        step_s.sort_by(f64::total_cmp);
+        let median = step_s[step_s.len() / 2];
+        let tps = (a.batch * a.ctx) as f64 / median;
         let vs_first = first.map_or(1.0, |f: f64| f / tps);
         first.get_or_insert(tps);
         let torch = pytorch
@@ -168,7 +171,12 @@ pub fn run(a: TrainBench) -> Result<()> {
             .as_ref()
             .and_then(|(_, _, peaks)| peaks.get(name).and_then(|v| v.as_f64()))
             .map_or("-".into(), |m| format!("{m:.0}"));
-        println!("{name:<20} {tps:>10.1} {vs_first:>13.2}× {torch:>14} {peak:>9} {torch_peak:>12}");
+        println!(
+            "{name:<20} {tps:>10.1} {vs_first:>13.2}× {torch:>14} {peak:>9} {torch_peak:>12} {:>7.0} [{:.0}–{:.0}]",
+            median * 1e3,
+            step_s[0] * 1e3,
+            step_s[step_s.len() - 1] * 1e3
+        );
     }
     match &pytorch {
         Some((m, source, _)) => println!("PyTorch + transformers tokens/s: {} ({source})", serde_json::Value::Object(m.clone())),
