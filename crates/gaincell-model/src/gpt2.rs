@@ -78,7 +78,7 @@ pub struct Conv1D {
 
 impl Conv1D {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(crate::ops::matmul_last(x, &self.w)?.broadcast_add(&self.b)?)
+        crate::row_broadcast::row_broadcast_add(&crate::ops::matmul_last(x, &self.w)?, &self.b)
     }
 }
 
@@ -193,11 +193,11 @@ impl Gpt2Weights {
     /// Token embeddings plus learned position embeddings: `[B, T, C]` for ids `[B, T]` at positions `pos` `[T]`.
     pub(crate) fn embed(&self, c: &Gpt2Config, ids: &Tensor, pos: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        Ok(self
+        let tokens = self
             .wte
             .embedding(&ids.flatten_all()?)?
-            .reshape((b, t, c.n_embd))?
-            .broadcast_add(&self.wpe.embedding(pos)?)?)
+            .reshape((b, t, c.n_embd))?;
+        crate::row_broadcast::row_broadcast_add(&tokens, &self.wpe.embedding(pos)?)
     }
 
     /// Layer norm, the fused q/k/v projection, heads split: q, k, v `[B, H, T, D]`.

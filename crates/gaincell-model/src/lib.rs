@@ -35,6 +35,7 @@ mod ppl;
 mod prefix;
 mod rms_norm;
 mod rope;
+mod row_broadcast;
 pub mod text_stream;
 mod tokenizer;
 

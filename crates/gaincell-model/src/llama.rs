@@ -249,7 +249,7 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = crate::ops::matmul_last(x, &self.w.t()?)?;
         Ok(match &self.b {
-            Some(b) => y.broadcast_add(b)?,
+            Some(b) => crate::row_broadcast::row_broadcast_add(&y, b)?,
             None => y,
         })
     }

@@ -4,6 +4,8 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use gaincell_attn::exp::exp1;
+
+use crate::row_broadcast::column_sums;
 use rayon::prelude::*;
 
 use crate::error::{ModelError, Result};
@@ -211,37 +213,53 @@ impl CustomOp3 for LayerNormOp {
         let c = w.dim(0)?;
         let rows = x.elem_count() / c;
         let gx = x.apply_op3_no_bwd(w, &grad, &LayerNormGradInput { eps: self.eps })?;
-        let xhat = x.apply_op1_no_bwd(&Normalize { eps: self.eps })?;
-        let g2 = grad.reshape((rows, c))?;
-        let gw = (g2.clone() * xhat.reshape((rows, c))?)?.sum(0)?;
-        let gb = g2.sum(0)?;
-        Ok((Some(gx), Some(gw), Some(gb)))
+        let gwb = x.apply_op2_no_bwd(&grad, &LayerNormGradParams { eps: self.eps })?;
+        debug_assert_eq!(gwb.elem_count(), 2 * c, "{rows} rows");
+        Ok((
+            Some(gx),
+            Some(gwb.narrow(0, 0, c)?),
+            Some(gwb.narrow(0, c, c)?),
+        ))
     }
 }
 
-/// `x̂ = (x − μ)/σ` per row (the layer norm's weight gradient needs it).
-struct Normalize {
+/// The layer norm's weight and bias gradients, `[Σ_rows g·x̂ ; Σ_rows g]` (`[2·C]`), x̂ = (x − μ)/σ recomputed per
+/// row, the rows summed in parallel in fixed blocks (the same result on any number of threads).
+struct LayerNormGradParams {
     eps: f32,
 }
 
-impl CustomOp1 for Normalize {
+impl CustomOp2 for LayerNormGradParams {
     fn name(&self) -> &'static str {
-        "layer-norm-normalize"
+        "layer-norm-backward-params"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s, l)?;
-        let c = *l.shape().dims().last().unwrap_or(&1);
-        let mut y = vec![0.0f32; x.len()];
-        y.par_chunks_mut(c.max(1))
-            .zip(x.par_chunks(c.max(1)))
-            .for_each(|(y, x)| {
-                let (mean, rstd) = row_stats(x, self.eps);
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = (x - mean) * rstd;
-                }
-            });
-        Ok((CpuStorage::F32(y), l.shape().clone()))
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, g) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        let c = *l1.shape().dims().last().unwrap_or(&0);
+        if c == 0 || g.len() != x.len() {
+            candle_core::bail!(
+                "layer norm backward: {} values, {} gradients",
+                x.len(),
+                g.len()
+            );
+        }
+        let sums = column_sums(x.len() / c, 2 * c, |r, acc| {
+            let (x, g) = (&x[r * c..(r + 1) * c], &g[r * c..(r + 1) * c]);
+            let (mean, rstd) = row_stats(x, self.eps);
+            let (gw, gb) = acc.split_at_mut(c);
+            for i in 0..c {
+                gw[i] += g[i] * ((x[i] - mean) * rstd);
+                gb[i] += g[i];
+            }
+        });
+        Ok((CpuStorage::F32(sums), Shape::from(2 * c)))
     }
 }
 
@@ -337,15 +355,19 @@ impl CustomOp2 for RowNll {
         &self,
         logits: &Tensor,
         targets: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = logits.apply_op3_no_bwd(targets, &grad.contiguous()?, &RowNllBackward)?;
+        // The forward's nll_r = lse_r − x_r[t_r] gives back each row's log-sum-exp: the backward then makes one
+        // pass over the row instead of three (the max and the sum of exponentials again, then the softmax).
+        let lse_and_grad = Tensor::stack(&[res.contiguous()?, grad.contiguous()?], 0)?;
+        let g = logits.apply_op3_no_bwd(targets, &lse_and_grad, &RowNllBackward)?;
         Ok((Some(g), None))
     }
 }
 
-/// `g_r · (softmax(row_r) − onehot(target_r))` for every row.
+/// `g_r · (softmax(row_r) − onehot(target_r))` for every row, from the logits, the targets and `[nll; g]` (`[2, N]`:
+/// the forward's per-row loss, from which lse_r = nll_r + row_r[t_r], and the upstream gradient).
 struct RowNllBackward;
 
 impl CustomOp3 for RowNllBackward {
@@ -362,22 +384,23 @@ impl CustomOp3 for RowNllBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, t, g) = (f32_slice(s1, l1)?, u32_slice(s2, l2)?, f32_slice(s3, l3)?);
+        let (x, t, nll_g) = (f32_slice(s1, l1)?, u32_slice(s2, l2)?, f32_slice(s3, l3)?);
         let vocab = *l1.shape().dims().last().unwrap_or(&0);
-        if vocab == 0 || x.len() != t.len() * vocab || g.len() != t.len() {
+        if vocab == 0 || x.len() != t.len() * vocab || nll_g.len() != 2 * t.len() {
             candle_core::bail!(
-                "cross-entropy backward: {} logits, {} targets, {} gradients",
+                "cross-entropy backward: {} logits, {} targets, {} losses and gradients",
                 x.len(),
                 t.len(),
-                g.len()
+                nll_g.len()
             );
         }
+        let (nll, g) = nll_g.split_at(t.len());
         let mut out = vec![0.0f32; x.len()];
         out.par_chunks_mut(vocab)
             .zip(x.par_chunks(vocab))
-            .zip(t.par_iter().zip(g.par_iter()))
-            .for_each(|((o, row), (&target, &gr))| {
-                let lse = log_sum_exp(row);
+            .zip(t.par_iter().zip(g.par_iter().zip(nll)))
+            .for_each(|((o, row), (&target, (&gr, &nll)))| {
+                let lse = nll + row[target as usize];
                 for (o, &v) in o.iter_mut().zip(row) {
                     *o = gr * exp1(v - lse);
                 }
