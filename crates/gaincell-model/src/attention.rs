@@ -191,10 +191,7 @@ impl Affine {
 
     /// Apply to `[B, H, T, D]` (head on dim 1).
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.a.dim(0)?;
-        let a = self.a.reshape((1, h, 1, 1))?;
-        let b = self.b.reshape((1, h, 1, 1))?;
-        Ok(x.broadcast_mul(&a)?.broadcast_add(&b)?)
+        crate::head_affine::head_affine(x, &self.a, &self.b)
     }
 
     /// The values of head `h`.

@@ -26,6 +26,7 @@ mod config;
 mod decode;
 mod error;
 pub mod gpt2;
+mod head_affine;
 pub mod llama;
 pub mod llama2c;
 pub mod llama2c_tokenizer;
