@@ -6,7 +6,9 @@ Times, on the CPU with the given thread count, one GPT-2 attention layer (B 1, H
   - gain-cell attention as the published PyTorch implementation formulates it (dense T x T matrices, a matmul per
     coefficient c_ij of the 10-term cell polynomial, decay matrix powers, tiles as a reshape), re-implemented here
     from the algorithm's description (docs/chip-model.md), for the linear and the nonlinear cell.
-Writes a JSON file that `gaincell bench attention --pytorch FILE` prints beside its own figures.
+and SDPA's forward + backward (autograd, the gradient of q, k and v for a given output gradient), the step
+training pays. Writes a JSON file that `gaincell bench attention --pytorch FILE` prints beside its own figures
+(`ms_median` forward, `ms_median_train` forward + backward).
 
 With --check DIR it also saves its q, k, v as .npy and its outputs, so that
 `gaincell attention --chip paper-nonlinear --q DIR/q.npy --k DIR/k.npy --v DIR/v.npy --out-dir DIR/gaincell`
@@ -114,6 +116,17 @@ def main():
                 tag = "nonlinear" if nl else "linear"
                 np.save(out / f"torch_out_{tag}.npy", o.numpy())
                 np.save(out / f"torch_phi_{tag}.npy", phi.numpy())
+    # Forward + backward of SDPA, as training runs it.
+    qg, kg, vg = (x.clone().requires_grad_() for x in (q, k, v))
+    grad = torch.rand(shape) - 0.5
+
+    def sm_train():
+        o = torch.nn.functional.scaled_dot_product_attention(qg, kg, vg, is_causal=True)
+        o.backward(grad)
+        for x in (qg, kg, vg):
+            x.grad = None
+
+    train_rows = {"softmax": timed(sm_train, args.reps * 4)}
     result = {
         "what": "PyTorch CPU attention, B 1 x H 12 x T 1024 x D 64, causal; gain-cell in the published dense form",
         "torch": torch.__version__,
@@ -122,11 +135,15 @@ def main():
         "date": time.strftime("%Y-%m-%d"),
         "ms_median": {k: v[0] for k, v in rows.items()},
         "ms_min": {k: v[1] for k, v in rows.items()},
+        "ms_median_train": {k: v[0] for k, v in train_rows.items()},
+        "ms_min_train": {k: v[1] for k, v in train_rows.items()},
     }
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
     for name, (med, mn) in rows.items():
         print(f"{name:<18} {med:9.1f} ms median  {mn:9.1f} ms min")
+    for name, (med, mn) in train_rows.items():
+        print(f"{name + ' fwd+bwd':<18} {med:9.1f} ms median  {mn:9.1f} ms min")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use gaincell_attn::{gain_cell_forward, softmax_forward, GainCellParams, Shape};
+use gaincell_attn::{
+    gain_cell_backward_at, gain_cell_forward, softmax_backward, softmax_forward, GainCellParams,
+    Shape, Site,
+};
 use gaincell_chip::ChipConfig;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -84,6 +87,8 @@ pub struct AttentionBench {
 /// PyTorch run times to print beside ours, and where they come from.
 struct PytorchFigures {
     ms: Vec<(String, f64)>,
+    /// Forward + backward (`ms_median_train`; absent in older files and in the published figures).
+    train_ms: Vec<(String, f64)>,
     source: String,
 }
 
@@ -92,6 +97,7 @@ impl PytorchFigures {
         let Some(path) = path else {
             return Ok(PytorchFigures {
                 ms: PUBLISHED_MS.iter().map(|(n, ms)| (n.to_string(), *ms)).collect(),
+                train_ms: Vec::new(),
                 source: "published figures (design/PERF.md), same machine type, not measured in this run".into(),
             });
         };
@@ -110,6 +116,14 @@ impl PytorchFigures {
             .iter()
             .filter_map(|(k, x)| Some((k.clone(), x.as_f64()?)))
             .collect();
+        let train_ms = v["ms_median_train"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, x)| Some((k.clone(), x.as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let source = format!(
             "{} (torch {}, {} threads, {})",
             path.display(),
@@ -117,11 +131,22 @@ impl PytorchFigures {
             v["threads"],
             v["date"].as_str().unwrap_or("?")
         );
-        Ok(PytorchFigures { ms, source })
+        Ok(PytorchFigures {
+            ms,
+            train_ms,
+            source,
+        })
     }
 
     fn get(&self, kernel: &str) -> Option<f64> {
         self.ms.iter().find(|(n, _)| n == kernel).map(|(_, ms)| *ms)
+    }
+
+    fn get_train(&self, kernel: &str) -> Option<f64> {
+        self.train_ms
+            .iter()
+            .find(|(n, _)| n == kernel)
+            .map(|(_, ms)| *ms)
     }
 }
 
@@ -169,6 +194,59 @@ struct Report {
     gemm_peak_gflops: f64,
     pytorch_source: String,
     rows: Vec<Row>,
+    /// Forward + backward, as a training step runs each kernel.
+    train_rows: Vec<TrainRow>,
+}
+
+#[derive(Serialize)]
+struct TrainRow {
+    kernel: String,
+    ms_median: f64,
+    ms_min: f64,
+    ratio_to_softmax: f64,
+    pytorch_ms: Option<f64>,
+}
+
+/// Forward + backward of softmax and of each noise-free chip (the linear surrogate gradient), on the same q, k,
+/// v and an output gradient: what one attention layer costs a training step.
+fn train_rows(
+    reps: usize,
+    shape: Shape,
+    [q, k, v]: [&[f32]; 3],
+    chips: &[ChipConfig],
+    torch: &PytorchFigures,
+) -> Result<Vec<TrainRow>> {
+    let grad: Vec<f32> = (0..shape.len())
+        .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
+        .collect();
+    let mut out = vec![0.0f32; shape.len()];
+    let (sm_med, sm_min) = time(reps, || {
+        softmax_forward(shape, 0, q, k, v, &mut out).expect("shapes are right");
+        softmax_backward(shape, 0, [q, k, v, &out, &grad]).expect("shapes are right");
+    });
+    let mut rows = vec![TrainRow {
+        kernel: "softmax".into(),
+        ms_median: sm_med,
+        ms_min: sm_min,
+        ratio_to_softmax: 1.0,
+        pytorch_ms: torch.get_train("softmax"),
+    }];
+    for chip in chips {
+        let p = GainCellParams::new(chip).with_context(|| format!("chip {}", chip.name))?;
+        let (med, min) = time(reps, || {
+            gain_cell_forward(&p, shape, q, k, v, &mut out, None).expect("shapes are right");
+            gain_cell_backward_at(&p, Site::default(), shape, q, k, v, &grad)
+                .expect("shapes are right");
+        });
+        rows.push(TrainRow {
+            kernel: chip.name.clone(),
+            ms_median: med,
+            ms_min: min,
+            ratio_to_softmax: med / sm_med,
+            pytorch_ms: torch.get_train(&chip.name),
+        });
+    }
+    Ok(rows)
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
@@ -346,6 +424,36 @@ fn attention(a: AttentionBench) -> Result<()> {
             );
         }
     }
+    let noise_free: Vec<ChipConfig> = chips
+        .iter()
+        .filter(|c| c.variation.is_off() && c.noise.is_off())
+        .cloned()
+        .collect();
+    let train = train_rows(a.reps, shape, [&q, &k, &v], &noise_free, &torch)?;
+    human!(
+        json_on_stdout,
+        "forward + backward (a training step's attention):\n{:<24} {:>10} {:>10} {:>12} {:>22}",
+        "kernel",
+        "ms median",
+        "ms min",
+        "vs softmax",
+        "PyTorch ms"
+    );
+    for r in &train {
+        let theirs = r
+            .pytorch_ms
+            .map(|p| format!("{p:>8.1} ({:.1}× ours)", p / r.ms_median))
+            .unwrap_or_else(|| "-".into());
+        human!(
+            json_on_stdout,
+            "{:<24} {:>10.2} {:>10.2} {:>11.2}× {:>22}",
+            r.kernel,
+            r.ms_median,
+            r.ms_min,
+            r.ratio_to_softmax,
+            theirs
+        );
+    }
     human!(json_on_stdout, "(PyTorch figures: {})", torch.source);
     if let Some(path) = a.json {
         let report = Report {
@@ -356,6 +464,7 @@ fn attention(a: AttentionBench) -> Result<()> {
             gemm_peak_gflops: peak,
             pytorch_source: torch.source,
             rows,
+            train_rows: train,
         };
         crate::paths::write_output(&path, serde_json::to_string_pretty(&report)?)?;
     }
