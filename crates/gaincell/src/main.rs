@@ -104,10 +104,20 @@ fn keep_freed_pages_mapped() {
 /// by reading /proc/cpuinfo each time (candle-core 0.11 `utils::get_num_threads`): perf showed it, with the
 /// scheduler calls around it, as a quarter of a small model's forward and a 10× slower token-by-token decode.
 /// Pin it, before any thread exists, to the count rayon uses by default anyway.
+///
+/// candle 0.11 also runs its element-wise ops on a second pool of its own (`CANDLE_NUM_THREADS`, default: the
+/// same count), whose workers and caller spin-wait: beside rayon's one thread per core that is twice as many
+/// threads as cores, and a caller spinning on a descheduled worker. On the 2-core machine perf put the spinning at
+/// 10–20 % of a training step (more when anything else runs); our hot element-wise ops are rayon ops of our own,
+/// so candle's remaining ones (gradient accumulation, residual adds) run on the calling thread instead: bench
+/// train was as fast or faster in every one of 4 interleaved pairs, up to 2× when the machine was busy.
 fn pin_thread_count() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }
 
