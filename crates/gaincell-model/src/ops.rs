@@ -444,10 +444,22 @@ pub fn target_log_probs(logits: &[f32], vocab: usize, targets: &[u32]) -> Result
 
 fn log_sum_exp(row: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { log_sum_exp_avx2(row) };
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (and so AVX2 and FMA), checked just above.
+            return unsafe { log_sum_exp_avx512(row) };
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
+            return unsafe { log_sum_exp_avx2(row) };
+        }
     }
+    log_sum_exp_impl(row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn log_sum_exp_avx512(row: &[f32]) -> f32 {
     log_sum_exp_impl(row)
 }
 
@@ -457,26 +469,36 @@ unsafe fn log_sum_exp_avx2(row: &[f32]) -> f32 {
     log_sum_exp_impl(row)
 }
 
+/// Elements per block of the exponential pass: exponentiated in place in a stack buffer (a map, which the
+/// compiler vectorises; a sum of `exp1` over a reduction stayed scalar, 9 % of a training step in perf).
+const LSE_BLOCK: usize = 64;
+
 #[inline(always)]
 fn log_sum_exp_impl(row: &[f32]) -> f32 {
-    // Eight running maxima and sums so the loops vectorise (a single f32 accumulator would be a serial chain).
-    let mut m = [f32::NEG_INFINITY; 8];
-    let chunks = row.chunks_exact(8);
+    // Sixteen running maxima and sums so the loops vectorise (a single f32 accumulator would be a serial chain).
+    let mut m = [f32::NEG_INFINITY; 16];
+    let chunks = row.chunks_exact(16);
     let tail = chunks.remainder();
     for c in chunks {
-        for i in 0..8 {
-            m[i] = m[i].max(c[i]);
+        for i in 0..16 {
+            m[i] = if c[i] > m[i] { c[i] } else { m[i] };
         }
     }
     let max = tail.iter().fold(
         m.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)),
         |a, &b| a.max(b),
     );
-    let mut s = [0.0f32; 8];
-    let chunks = row.chunks_exact(8);
-    for c in chunks {
-        for i in 0..8 {
-            s[i] += exp1(c[i] - max);
+    let mut s = [0.0f32; 16];
+    let mut buf = [0.0f32; LSE_BLOCK];
+    let blocks = row.chunks_exact(LSE_BLOCK);
+    let tail = blocks.remainder();
+    for c in blocks {
+        buf.copy_from_slice(c);
+        gaincell_attn::exp::exp_scaled_in_place(&mut buf, max, 1.0);
+        for b in buf.chunks_exact(16) {
+            for i in 0..16 {
+                s[i] += b[i];
+            }
         }
     }
     let sum: f64 = s.iter().map(|&x| x as f64).sum::<f64>()
