@@ -10,7 +10,7 @@ random token ids (seeded; throughput does not depend on the text), batch 8, for 
     with the paper's surrogate gradient (value of the nonlinear cell, gradient of the linear one) and
     straight-through quantisers. Tiles are by absolute position here (the chip groups by ring-buffer slot), which
     changes no cost.
-One warm-up step, then --steps timed ones; tokens/s = batch x ctx / the median step's seconds (as
+--warmup untimed steps (default 3), then --steps timed ones; tokens/s = batch x ctx / the median step's seconds (as
 `gaincell bench train` reports its own).
 
 The model (--family):
@@ -170,14 +170,15 @@ def bench(kind, args):
     for block in blocks:
         (block.attn if args.family == "gpt2" else block.self_attn).gc_window = args.window
     args.params = sum(p.numel() for p in model.parameters())
-    ids = torch.randint(0, args.vocab, (args.steps + 1, args.batch, args.ctx + 1), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(0, args.vocab, (args.warmup + args.steps, args.batch, args.ctx + 1),
+                        generator=torch.Generator().manual_seed(1))
     # The scalers are created on the first forward: build them before the optimiser.
     with torch.no_grad():
         model(ids[0, :1, :8])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     times = []
     reset_peak_rss()
-    for step in range(args.steps + 1):  # step 0 is the warm-up
+    for step in range(args.warmup + args.steps):  # the first --warmup steps are not timed
         x, y = ids[step, :, :-1], ids[step, :, 1:]
         t0 = time.perf_counter()
         logits = model(x).logits
@@ -187,9 +188,9 @@ def bench(kind, args):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         dt = time.perf_counter() - t0
-        if step > 0:
+        if step >= args.warmup:
             times.append(dt)
-        print(f"{kind} step {step}{' (warm-up)' if step == 0 else ''}: {dt * 1e3:.0f} ms, loss {loss.item():.3f}")
+        print(f"{kind} step {step}{' (warm-up)' if step < args.warmup else ''}: {dt * 1e3:.0f} ms, loss {loss.item():.3f}")
     args.peak_rss_mb[kind] = peak_rss_mb()
     return args.batch * args.ctx / sorted(times)[len(times) // 2]
 
@@ -227,6 +228,7 @@ def main():
     ap.add_argument("--window", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--kinds", default="software,paper-nonlinear")
     ap.add_argument("--out", default="pytorch_train.json")
     ap.add_argument("--family", choices=("gpt2", "llama"), help="model family (default gpt2)")
@@ -246,7 +248,8 @@ def main():
     result = {"tokens_per_s": tps, "threads": args.threads, "torch": torch.__version__,
               "transformers": transformers.__version__, "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "layers": args.layers, "heads": args.heads, "embd": args.embd, "vocab": args.vocab, "ctx": args.ctx,
-              "window": args.window, "batch": args.batch, "steps": args.steps, "family": args.family,
+              "window": args.window, "batch": args.batch, "steps": args.steps, "warmup": args.warmup,
+              "family": args.family,
               "shape": args.shape, "n_kv_head": args.n_kv_head, "intermediate": args.intermediate, "tied": args.tied,
               "params": args.params, "peak_rss_mb": args.peak_rss_mb}
     for k, v in tps.items():

@@ -46,9 +46,13 @@ pub struct TrainBench {
     window: usize,
     #[arg(long, default_value_t = 8, value_parser = crate::arg_checks::at_least_one)]
     batch: usize,
-    /// Timed optimiser steps per chip (after one warm-up step); tokens/s is from their median.
+    /// Timed optimiser steps per chip (after the warm-up steps); tokens/s is from their median.
     #[arg(long, default_value_t = 5, value_parser = crate::arg_checks::at_least_one)]
     steps: usize,
+    /// Untimed steps first (both sides): the allocator reaches its steady state (no new pages touched) only
+    /// after a few steps, as a long run does.
+    #[arg(long, default_value_t = 3, value_parser = crate::arg_checks::at_least_one)]
+    warmup: usize,
     /// Chips to time; the first is the reference the others are divided by.
     #[arg(
         long,
@@ -115,7 +119,7 @@ pub fn run(a: TrainBench) -> Result<()> {
         a.window
     );
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let batches: Vec<Vec<u32>> = (0..=a.steps)
+    let batches: Vec<Vec<u32>> = (0..a.warmup + a.steps)
         .map(|_| {
             (0..a.batch * (a.ctx + 1))
                 .map(|_| rng.gen_range(0..vocab as u32))
@@ -151,7 +155,7 @@ pub fn run(a: TrainBench) -> Result<()> {
             let logits = model.forward(&xs)?.reshape((a.batch * a.ctx, vocab))?;
             let grads = cross_entropy(&logits, &ys)?.backward()?;
             opt.step(&grads)?;
-            if step > 0 {
+            if step >= a.warmup {
                 step_s.push(started.elapsed().as_secs_f64());
             }
         }
@@ -203,6 +207,7 @@ fn pytorch_figures(
         ("--window", a.window),
         ("--batch", a.batch),
         ("--steps", a.steps),
+        ("--warmup", a.warmup),
     ]
     .iter()
     .flat_map(|(k, v)| [k.to_string(), v.to_string()])
