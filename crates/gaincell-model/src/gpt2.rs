@@ -207,18 +207,11 @@ impl Gpt2Weights {
         l: usize,
         x: &Tensor,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        let (b, t, _) = x.dims3()?;
         let block = &self.blocks[l];
         let qkv = block
             .c_attn
             .forward(&block.ln_1.forward(x, c.layer_norm_epsilon)?)?;
-        let split = |i: usize| -> Result<Tensor> {
-            Ok(qkv
-                .narrow(2, i * c.n_embd, c.n_embd)?
-                .reshape((b, t, c.n_head, c.head_dim()))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
+        let split = |i: usize| crate::heads::split_heads(&qkv, i, 3, c.n_head);
         Ok((split(0)?, split(1)?, split(2)?))
     }
 
@@ -231,9 +224,8 @@ impl Gpt2Weights {
         x: &Tensor,
         y: &Tensor,
     ) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
         let block = &self.blocks[l];
-        let y = y.transpose(1, 2)?.reshape((b, t, c.n_embd))?;
+        let y = crate::heads::merge_heads(y)?;
         let x = (x + block.c_proj.forward(&y)?)?;
         let m = block.ln_2.forward(&x, c.layer_norm_epsilon)?;
         let m = block

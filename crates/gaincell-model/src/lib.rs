@@ -27,6 +27,7 @@ mod decode;
 mod error;
 pub mod gpt2;
 mod head_affine;
+mod heads;
 pub mod llama;
 pub mod llama2c;
 pub mod llama2c_tokenizer;
