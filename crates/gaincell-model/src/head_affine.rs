@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::ops::f32_slice;
+use crate::ops::{f32_slice, for_each_chunk};
 
 /// `[B, H, T, D]` dims of a layout, as (B·H blocks, H, T·D block length).
 fn blocks(l: &Layout, heads: usize) -> candle_core::Result<(usize, usize)> {
@@ -40,15 +40,13 @@ impl CustomOp3 for HeadAffine {
         let h = a.len();
         let (_, len) = blocks(l1, h)?;
         let mut y = vec![0.0f32; x.len()];
-        y.par_chunks_mut(len.max(1))
-            .zip(x.par_chunks(len.max(1)))
-            .enumerate()
-            .for_each(|(i, (y, x))| {
-                let (a, b) = (a[i % h], b[i % h]);
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = x * a + b;
-                }
-            });
+        let len = len.max(1);
+        for_each_chunk(&mut y, len, |i, y| {
+            let (a, b) = (a[i % h], b[i % h]);
+            for (y, &x) in y.iter_mut().zip(&x[i * len..]) {
+                *y = x * a + b;
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 

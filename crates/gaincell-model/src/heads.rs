@@ -4,10 +4,9 @@
 //! a gradient for every node.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::ops::f32_slice;
+use crate::ops::{f32_slice, for_each_chunk};
 
 /// `[B, T, parts·H·D]` → part `part` as `[B, H, T, D]`.
 struct SplitHeads {
@@ -28,7 +27,7 @@ impl CustomOp1 for SplitHeads {
         let d = c / h;
         let mut y = vec![0.0f32; b * t * c];
         // One (sequence, head) plane of T × D per task.
-        y.par_chunks_mut(t * d).enumerate().for_each(|(bh, plane)| {
+        for_each_chunk(&mut y, (t * d).max(1), |bh, plane| {
             let (bi, hi) = (bh / h, bh % h);
             for (ti, row) in plane.chunks_mut(d).enumerate() {
                 let at = (bi * t + ti) * width + self.part * c + hi * d;
@@ -69,7 +68,7 @@ impl CustomOp1 for MergeHeads {
         let width = self.parts * c;
         let mut y = vec![0.0f32; b * t * width];
         // One token's row of the output per task.
-        y.par_chunks_mut(width).enumerate().for_each(|(bt, row)| {
+        for_each_chunk(&mut y, width.max(1), |bt, row| {
             let (bi, ti) = (bt / t, bt % t);
             for hi in 0..h {
                 let from = ((bi * h + hi) * t + ti) * d;

@@ -75,6 +75,23 @@ fn gelu_bwd_slice(x: &[f32], g: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Below this many output elements an op runs on the calling thread: handing a few hundred values to the rayon
+/// pool costs more than computing them (token-by-token decoding makes such ops at every layer).
+const PAR_MIN: usize = 1 << 15;
+
+/// `f(i, chunk)` for every `len`-element chunk of `y` (`len` ≥ 1), on the rayon pool when `y` is large.
+pub(crate) fn for_each_chunk(
+    y: &mut [f32],
+    len: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
+    if y.len() < PAR_MIN {
+        y.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+    } else {
+        y.par_chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+    }
+}
+
 /// The f32 contents of a contiguous CPU storage (what every custom op reads).
 pub fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(data) = s else {

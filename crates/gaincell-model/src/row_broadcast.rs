@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::ops::f32_slice;
+use crate::ops::{f32_slice, for_each_chunk};
 
 /// Rows per partial sum: fixed, so the rounding of a column sum is the same on any number of threads.
 const ROWS_PER_PARTIAL: usize = 64;
@@ -59,15 +59,14 @@ impl CustomOp2 for RowBroadcastAdd {
         let mut y = vec![0.0f32; x.len()];
         // Several rows per task when rows are short (a bias of 256 over 2048 rows).
         let per_task = width * (16_384 / width.max(1)).max(1);
-        y.par_chunks_mut(per_task)
-            .zip(x.par_chunks(per_task))
-            .for_each(|(y, x)| {
-                for (y, x) in y.chunks_mut(width).zip(x.chunks(width)) {
-                    for ((y, &x), &b) in y.iter_mut().zip(x).zip(b) {
-                        *y = x + b;
-                    }
+        for_each_chunk(&mut y, per_task, |i, y| {
+            let x = &x[i * per_task..];
+            for (y, x) in y.chunks_mut(width).zip(x.chunks(width)) {
+                for ((y, &x), &b) in y.iter_mut().zip(x).zip(b) {
+                    *y = x + b;
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
