@@ -19,6 +19,7 @@ const PAGES: &[&str] = &[
     "cost-model.md",
     "chip-toml.md",
     "cell-fit.md",
+    "speed.md",
 ];
 
 /// Folders never scanned: build output, version control, and the local run and data folders.
