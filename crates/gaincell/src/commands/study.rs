@@ -215,7 +215,21 @@ fn cells(a: CellsStudy) -> Result<()> {
         checkpoint::copy_tokenizer(&a.linear, &adapted_dir)?;
         let finetuned = if a.finetune_steps > 0 {
             bar.set_message(format!("{name}: fine-tuning {} steps", a.finetune_steps));
-            let run = finetune_config(&a, chip_value, &adapted_dir, &dir.join("finetune"));
+            let settings = FinetuneSettings {
+                data: &a.data,
+                steps: a.finetune_steps,
+                batch: a.batch,
+                ctx: a.ctx,
+                seed: a.seed,
+                eval_batches: a.eval_batches,
+                lr: a.lr,
+            };
+            let run = finetune_config(
+                &settings,
+                chip_value.clone(),
+                &adapted_dir,
+                &dir.join("finetune"),
+            );
             // A rerun of the study: a fine-tune finished with the same settings is taken as it is; one that
             // differs (or stopped early) goes through train's resume, which refuses changed settings.
             let existing = trainer::latest_checkpoint(&run.train.out);
@@ -289,8 +303,25 @@ fn slug(name: &str) -> String {
         .collect()
 }
 
-fn finetune_config(a: &CellsStudy, chip: &toml::Value, init: &Path, out: &Path) -> RunConfig {
-    let steps = a.finetune_steps;
+/// What a study's short fine-tune takes from the command line.
+pub(super) struct FinetuneSettings<'a> {
+    pub data: &'a Path,
+    pub steps: usize,
+    pub batch: usize,
+    pub ctx: usize,
+    pub seed: u64,
+    pub eval_batches: usize,
+    pub lr: f64,
+}
+
+/// A short fine-tune of the checkpoint `init` on `chip` into `out`: no periodic evaluation or checkpoints, the
+/// learning rate warming up over a tenth of the steps (at most 10) and decaying to a tenth.
+pub(super) fn finetune_config(
+    s: &FinetuneSettings,
+    chip: toml::Value,
+    init: &Path,
+    out: &Path,
+) -> RunConfig {
     RunConfig {
         model: ModelSpec {
             init: Some(init.to_path_buf()),
@@ -303,26 +334,26 @@ fn finetune_config(a: &CellsStudy, chip: &toml::Value, init: &Path, out: &Path) 
             intermediate: None,
             tie_embeddings: None,
         },
-        chip: chip.clone(),
+        chip,
         data: DataSpec {
-            dir: a.data.clone(),
+            dir: s.data.to_path_buf(),
         },
         train: TrainSpec {
             out: out.to_path_buf(),
-            steps,
-            batch: a.batch,
+            steps: s.steps,
+            batch: s.batch,
             grad_accum: 1,
-            ctx: a.ctx,
-            seed: a.seed,
+            ctx: s.ctx,
+            seed: s.seed,
             eval_every: 0,
-            eval_batches: a.eval_batches,
+            eval_batches: s.eval_batches,
             checkpoint_every: 0,
         },
         optim: AdamWConfig {
-            lr: a.lr,
-            min_lr: a.lr / 10.0,
-            warmup_steps: (steps / 10).min(10),
-            decay_steps: steps,
+            lr: s.lr,
+            min_lr: s.lr / 10.0,
+            warmup_steps: (s.steps / 10).min(10),
+            decay_steps: s.steps,
             ..Default::default()
         },
         distill: None,

@@ -315,28 +315,7 @@ pub fn run(a: RetentionStudy) -> Result<()> {
         .iter()
         .map(|&(r, n)| point_chip(&base, r, period, n))
         .collect::<Result<_>>()?;
-    let text = match &a.text {
-        Some(path) => {
-            let file =
-                std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-            let t = text_stream::tokenize_stream(
-                &loaded.tokenizer,
-                file,
-                text_stream::BLOCK_BYTES,
-                a.text_tokens,
-                &mut |_| {},
-            )
-            .with_context(|| format!("reading {}", path.display()))?;
-            if t.ids.len() < 2 {
-                bail!(
-                    "--text {}: under 2 tokens, perplexity needs more",
-                    path.display()
-                );
-            }
-            Some(t)
-        }
-        None => None,
-    };
+    let text = read_text(a.text.as_deref(), &loaded.tokenizer, a.text_tokens)?;
     let ppl_opts = PplOptions {
         ctx: a.ctx.min(loaded.model.config.n_positions()),
         stride: (a.ctx.min(loaded.model.config.n_positions()) / 2).max(1),
@@ -716,6 +695,33 @@ fn draw<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
     root.present().map_err(err)
+}
+
+/// A study's `--text`: its first `max_tokens` tokens (all without), at least 2 so that there is a perplexity.
+pub(super) fn read_text(
+    path: Option<&std::path::Path>,
+    tokenizer: &gaincell_model::Tokenizer,
+    max_tokens: Option<usize>,
+) -> Result<Option<text_stream::StreamedText>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let t = text_stream::tokenize_stream(
+        tokenizer,
+        file,
+        text_stream::BLOCK_BYTES,
+        max_tokens,
+        &mut |_| {},
+    )
+    .with_context(|| format!("reading {}", path.display()))?;
+    if t.ids.len() < 2 {
+        bail!(
+            "--text {}: under 2 tokens, perplexity needs more",
+            path.display()
+        );
+    }
+    Ok(Some(t))
 }
 
 #[cfg(test)]

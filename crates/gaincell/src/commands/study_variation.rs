@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use gaincell_chip::ChipConfig;
-use gaincell_model::{checkpoint, perplexity, text_stream, Model, PplOptions};
+use gaincell_model::{checkpoint, perplexity, Model, PplOptions};
 use gaincell_train::data::Shards;
-use gaincell_train::optim::AdamWConfig;
-use gaincell_train::trainer::{self, DataSpec, ModelSpec, RunConfig, TrainSpec};
+use gaincell_train::trainer;
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 use serde::Serialize;
@@ -502,28 +501,8 @@ pub fn run(a: VariationStudy) -> Result<()> {
         tokenizer: a.tokenizer.clone(),
     }
     .load()?;
-    let text = match &a.text {
-        Some(path) => {
-            let file =
-                std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-            let t = text_stream::tokenize_stream(
-                &loaded.tokenizer,
-                file,
-                text_stream::BLOCK_BYTES,
-                a.text_tokens,
-                &mut |_| {},
-            )
-            .with_context(|| format!("reading {}", path.display()))?;
-            if t.ids.len() < 2 {
-                bail!(
-                    "--text {}: under 2 tokens, perplexity needs more",
-                    path.display()
-                );
-            }
-            Some(t)
-        }
-        None => None,
-    };
+    let text =
+        super::study_retention::read_text(a.text.as_deref(), &loaded.tokenizer, a.text_tokens)?;
     let positions = loaded.model.config.n_positions();
     let ppl_opts = PplOptions {
         ctx: a.ctx.min(positions),
@@ -714,42 +693,21 @@ pub fn run(a: VariationStudy) -> Result<()> {
 /// changed settings.
 fn finetune(a: &VariationStudy, name: &str, chip: &ChipConfig) -> Result<PathBuf> {
     let steps = a.finetune_steps;
-    let run = RunConfig {
-        model: ModelSpec {
-            init: Some(a.model.clone()),
-            n_layer: 0,
-            n_head: 0,
-            n_embd: 0,
-            n_positions: 0,
-            family: String::new(),
-            n_kv_head: None,
-            intermediate: None,
-            tie_embeddings: None,
-        },
-        chip: chip_value(chip)?,
-        data: DataSpec {
-            dir: a.data.clone(),
-        },
-        train: TrainSpec {
-            out: a.out.join(name).join("finetune"),
-            steps,
-            batch: a.batch,
-            grad_accum: 1,
-            ctx: a.ctx,
-            seed: a.seed,
-            eval_every: 0,
-            eval_batches: a.eval_batches,
-            checkpoint_every: 0,
-        },
-        optim: AdamWConfig {
-            lr: a.lr,
-            min_lr: a.lr / 10.0,
-            warmup_steps: (steps / 10).min(10),
-            decay_steps: steps,
-            ..Default::default()
-        },
-        distill: None,
+    let settings = super::study::FinetuneSettings {
+        data: &a.data,
+        steps,
+        batch: a.batch,
+        ctx: a.ctx,
+        seed: a.seed,
+        eval_batches: a.eval_batches,
+        lr: a.lr,
     };
+    let run = super::study::finetune_config(
+        &settings,
+        chip_value(chip)?,
+        &a.model,
+        &a.out.join(name).join("finetune"),
+    );
     let existing = trainer::latest_checkpoint(&run.train.out);
     let step = existing.as_deref().and_then(trainer::checkpoint_step);
     if step == Some(steps) && trainer::finished_run_changes(&run)?.is_empty() {
