@@ -144,6 +144,8 @@ struct Scratch {
     vs: Vec<f32>,
     s: Vec<f32>,
     partial: Vec<f32>,
+    /// With value-read noise: each query row's read noise of its live tiles, `[nq, tiles·D]`.
+    reads: Vec<f32>,
 }
 
 thread_local! {
@@ -456,10 +458,34 @@ fn term_block_impl(
             )
         })
     };
+    // Value-read noise, drawn a query row at a time over every tile live for it (tiles 0..=tile of slot
+    // min(t + 1, w) − 1), before the per-tile loop reads it.
+    let stride = p.tiles() * d;
+    let mut drawn = [0usize; QUERY_BLOCK];
+    let reads: &[f32] = match &prep.noise {
+        Some((_, hn)) if hn.value_read.is_some() => {
+            let buf = sized(&mut sc.reads, nq * stride);
+            for (a, (row, len)) in buf.chunks_exact_mut(stride).zip(&mut drawn).enumerate() {
+                let t = t0 + a;
+                *len = (p.tile_of_slot((t + 1).min(w) - 1) + 1) * d;
+                row[..*len].fill(0.0);
+                hn.add_value_reads(t, &mut row[..*len]);
+            }
+            buf
+        }
+        _ => &[],
+    };
     let tile_noise = |m: usize| {
-        prep.noise
-            .as_ref()
-            .map(|(_, hn)| TileNoise { hn, m, t0, jlo, w })
+        prep.noise.as_ref().map(|(_, hn)| TileNoise {
+            hn,
+            m,
+            t0,
+            jlo,
+            w,
+            reads,
+            stride,
+            drawn: &drawn,
+        })
     };
     match p.tile_rows {
         None => read_tile(
@@ -557,8 +583,7 @@ fn read_tile(
         let orow = &mut out[a * d..(a + 1) * d];
         match &noise {
             Some(tn) if tn.live(a, all.clone()) => {
-                let t = tn.t0 + a;
-                tn.hn.add_value_read(t, tn.m, y);
+                tn.add_value_read(a, y);
                 let hn = tn.hn;
                 if hn.count_gain.is_empty() {
                     for (o, &y) in orow.iter_mut().zip(y.iter()) {
@@ -588,9 +613,28 @@ struct TileNoise<'a> {
     t0: usize,
     jlo: usize,
     w: usize,
+    /// The block's value-read noise by row (`stride` a row, the first `drawn[a]` of row `a` drawn).
+    reads: &'a [f32],
+    stride: usize,
+    drawn: &'a [usize; QUERY_BLOCK],
 }
 
 impl TileNoise<'_> {
+    /// Add row `a`'s read noise of this tile's `d` lines to `y`: the drawn row's, or a fresh draw of the same
+    /// numbers where the row was not drawn that far.
+    #[inline(always)]
+    fn add_value_read(&self, a: usize, y: &mut [f32]) {
+        let lines = self.m * y.len()..(self.m + 1) * y.len();
+        if lines.end <= self.drawn[a] {
+            let z = &self.reads[a * self.stride..][lines];
+            for (y, z) in y.iter_mut().zip(z) {
+                *y += z;
+            }
+        } else {
+            self.hn.add_value_read(self.t0 + a, self.m, y);
+        }
+    }
+
     /// Whether row `a` has a key of its window in one of the tile's column ranges (else the tile is idle for it).
     fn live(&self, a: usize, mut ranges: impl Iterator<Item = (usize, usize)>) -> bool {
         let t = self.t0 + a;

@@ -155,6 +155,16 @@ impl HeadNoise {
             s.at(t as u64).add((m * y.len()) as u64, sigma, y);
         }
     }
+
+    /// Add the read noise of query `t`'s output lines of tiles `0, 1, …` to `y` (`d` lines a tile, as many
+    /// tiles as `y` holds): one call for a whole row, the same draws as [`HeadNoise::add_value_read`] per tile
+    /// (a tile's 64 draws alone are too few to fill the generator's vectors).
+    #[inline]
+    pub fn add_value_reads(&self, t: usize, y: &mut [f32]) {
+        if let Some((s, sigma)) = self.value_read {
+            s.at(t as u64).add(0, sigma, y);
+        }
+    }
 }
 
 impl NoiseParams {

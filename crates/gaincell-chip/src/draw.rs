@@ -167,40 +167,36 @@ fn pairs_impl(k: [u32; 4], base: u32, even: &mut [f32], odd: &mut [f32]) {
 /// Pairs computed per chunk by [`Stream::add`].
 const CHUNK: usize = BLOCK;
 
-/// `out[k] += σ · normal(from + k)` of the stream whose key words are `k`: whole pairs in chunks through
-/// [`pairs_impl`], a lone draw at either end through the same pair's formula (so the same bits).
+/// `out[k] += σ · normal(from + k)` of the stream whose key words are `k`: every pair the range touches, the
+/// lone draws at either end included, in chunks through [`pairs_impl`] (a lone draw through the scalar formula
+/// cost as much as dozens of vector pairs), interleaved, then added.
 #[inline(always)]
 fn add_impl(k: [u32; 4], from: u64, sigma: f32, out: &mut [f32]) {
-    let normal = |i: u64| {
-        let (a, b) = words(k, (i >> 1) as u32);
-        let (e, o) = box_muller(a, b);
-        if i & 1 == 0 {
-            e
-        } else {
-            o
-        }
-    };
-    let (mut i, mut c) = (from, 0);
-    if i & 1 == 1 && !out.is_empty() {
-        out[0] += sigma * normal(i);
-        (i, c) = (i + 1, 1);
+    if out.is_empty() {
+        return;
     }
+    let end = from + out.len() as u64;
+    let (mut m, last) = (from >> 1, (end + 1) >> 1);
+    // Draw `from` sits at `skip` in the first chunk's interleaved draws.
+    let mut skip = (from & 1) as usize;
     let (mut even, mut odd) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
-    while c + 1 < out.len() {
-        let n = ((out.len() - c) / 2).min(CHUNK);
-        pairs_impl(k, (i >> 1) as u32, &mut even[..n], &mut odd[..n]);
-        for ((x, e), o) in out[c..c + 2 * n]
+    let mut draws = [0.0f32; 2 * CHUNK];
+    let mut c = 0;
+    while m < last {
+        let n = ((last - m) as usize).min(CHUNK);
+        pairs_impl(k, m as u32, &mut even[..n], &mut odd[..n]);
+        for ((x, e), o) in draws[..2 * n]
             .chunks_exact_mut(2)
             .zip(&even[..n])
             .zip(&odd[..n])
         {
-            x[0] += sigma * e;
-            x[1] += sigma * o;
+            (x[0], x[1]) = (*e, *o);
         }
-        (i, c) = (i + 2 * n as u64, c + 2 * n);
-    }
-    if c < out.len() {
-        out[c] += sigma * normal(i);
+        let take = (2 * n - skip).min(out.len() - c);
+        for (x, z) in out[c..c + take].iter_mut().zip(&draws[skip..skip + take]) {
+            *x += sigma * z;
+        }
+        (m, c, skip) = (m + n as u64, c + take, 0);
     }
 }
 
