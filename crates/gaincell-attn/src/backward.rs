@@ -128,10 +128,12 @@ fn sequence_backward(
             let mut kw: Vec<f32> = k.iter().map(|&x| p.key_weight(x)).collect();
             let mut vw: Vec<f32> = v.iter().map(|&x| p.value_weight(x)).collect();
             let (mut gk, mut gv) = (vec![1.0f32; n * d], vec![1.0f32; n * d]);
+            let cells = nz.nz.cells(nz.at, n.min(w), d);
             for j in 0..n {
                 let r = j * d..(j + 1) * d;
                 nz.nz.store(
                     nz.at,
+                    &cells,
                     j % w,
                     j,
                     0,

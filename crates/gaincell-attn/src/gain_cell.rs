@@ -90,12 +90,13 @@ fn prepare(
         Default::default()
     };
     if nz.perturbs_weights() {
+        let cells = nz.cells(at, n.min(p.window), d);
         for (j, (kc, vc)) in kw
             .chunks_exact_mut(d)
             .zip(vw.chunks_exact_mut(d))
             .enumerate()
         {
-            nz.store(at, j % p.window, j, 0, kc, vc, None);
+            nz.store(at, &cells, j % p.window, j, 0, kc, vc, None);
         }
     }
     if curve_only {
@@ -658,6 +659,10 @@ fn per_element_block(p: &GainCellParams, shape: Shape, prep: &Prepared, task: Ta
     // Refresh with write noise: a rewritten column holds its own write's draws.
     let rewrite = !prep.raw.0.is_empty();
     let (mut kbuf, mut vbuf, mut ybuf) = (vec![0.0f32; d], vec![0.0f32; d], vec![0.0f32; d]);
+    let cells = match (&p.noise, &prep.noise) {
+        (Some(nz), Some((at, _))) if rewrite => Some(nz.cells(*at, n.min(w), d)),
+        _ => None,
+    };
     for (a, t) in (task.t0..t1).enumerate() {
         acc.fill(0.0);
         let qrow = &prep.q[t * d..(t + 1) * d];
@@ -669,9 +674,10 @@ fn per_element_block(p: &GainCellParams, shape: Shape, prep: &Prepared, task: Ta
             let (age, writes) = p.age_and_writes(t, j);
             let (krow, vrow) = match (&p.noise, &prep.noise) {
                 (Some(nz), Some((at, _))) if rewrite && writes > 0 => {
+                    let cells = cells.as_ref().expect("drawn when rewriting");
                     kbuf.copy_from_slice(&prep.raw.0[j * d..(j + 1) * d]);
                     vbuf.copy_from_slice(&prep.raw.1[j * d..(j + 1) * d]);
-                    nz.store(*at, j % w, j, writes, &mut kbuf, &mut vbuf, None);
+                    nz.store(*at, cells, j % w, j, writes, &mut kbuf, &mut vbuf, None);
                     (&kbuf[..], &vbuf[..])
                 }
                 _ => (&prep.k[j * d..(j + 1) * d], &prep.v[j * d..(j + 1) * d]),

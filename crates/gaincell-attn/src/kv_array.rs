@@ -6,7 +6,7 @@
 //! reading 100 tokens holds room for at most 216 columns). Once W tokens are written the ring wraps exactly as a
 //! full-size one, and every value read is bit for bit what the full-size arrays gave.
 
-use crate::noise::{HeadNoise, HeadSite};
+use crate::noise::{Cells, HeadNoise, HeadSite};
 use crate::params::{Evaluation, GainCellParams};
 use crate::AttnError;
 
@@ -34,6 +34,8 @@ pub struct KvArray {
     noise: Option<HeadNoise>,
     /// Slots the converter tables cover.
     noise_slots: usize,
+    /// The cells' variation, for slots `0..noise_slots`.
+    cells: Cells,
     /// Refresh with write noise: each column's weights before noise (`[columns, D]`), to rewrite it.
     raw: (Vec<f32>, Vec<f32>),
 }
@@ -67,6 +69,7 @@ impl KvArray {
             site,
             noise: p.noise.as_ref().map(|_| HeadNoise::default()),
             noise_slots: 0,
+            cells: Cells::Off,
             raw: Default::default(),
         }
     }
@@ -122,6 +125,7 @@ impl KvArray {
             if self.noise_slots <= slot {
                 let to = room.max(slot + 1);
                 *hn = nz.head(self.site, to, self.p.tile_of_slot(to - 1) + 1, self.d);
+                self.cells = nz.cells(self.site, to, self.d);
                 self.noise_slots = to;
             }
         }
@@ -231,7 +235,16 @@ impl KvArray {
         let (d, width) = (self.d, self.width);
         let p = &self.p;
         if let Some(nz) = &p.noise {
-            nz.store(self.site, slot, pos, writes, &mut kw, &mut vw, None);
+            nz.store(
+                self.site,
+                &self.cells,
+                slot,
+                pos,
+                writes,
+                &mut kw,
+                &mut vw,
+                None,
+            );
         }
         let kcol = &mut self.keys[slot * width..(slot + 1) * width];
         let vcol = &mut self.values[slot * width..(slot + 1) * width];

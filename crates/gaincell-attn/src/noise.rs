@@ -12,6 +12,9 @@
 //!   converter and counter `clamp(((1 + σ_kg·z)·Σ − σ_kt·z) / A_sat, −1, 1)`, static per (layer, key/value head,
 //!   tile, dim). A sub-tile holding no live column is idle: it is not read, and reads out zero as before.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use gaincell_chip::draw::{Source, Stream};
 use gaincell_chip::ChipConfig;
 
@@ -75,6 +78,46 @@ pub(crate) struct NoiseParams {
     write: Option<Src<1>>,
     score_read: Option<Src<1>>,
     value_read: Option<Src<1>>,
+    /// The cell-variation tables drawn so far, shared by clones (the same chip instance).
+    cell_tables: Arc<Mutex<CellTables>>,
+}
+
+/// The static variation of one key/value head's cells, slots `0..len() / d`: per (ring slot, dim) the gain
+/// `1 + σ_g·z_g` and offset `σ_o·z_o` of its K and V cells, exactly as [`NoiseParams::store`] would draw them.
+#[derive(Debug)]
+pub(crate) struct CellTable {
+    k_gain: Vec<f32>,
+    k_offset: Vec<f32>,
+    v_gain: Vec<f32>,
+    v_offset: Vec<f32>,
+}
+
+impl CellTable {
+    fn bytes(&self) -> usize {
+        4 * (self.k_gain.len() + self.k_offset.len() + self.v_gain.len() + self.v_offset.len())
+    }
+}
+
+/// Tables by (layer, key/value head, dims), and the bytes they hold.
+#[derive(Debug, Default)]
+struct CellTables {
+    tables: HashMap<(usize, usize, usize), Arc<CellTable>>,
+    bytes: usize,
+}
+
+/// Beyond this many bytes of tables (a large model's every head), cell variation is drawn per store instead.
+const CELL_TABLE_BYTES: usize = 256 << 20;
+
+/// How a store finds its cells' gain and offset.
+#[derive(Debug, Clone)]
+pub(crate) enum Cells {
+    /// No cell variation: gain 1, offset 0.
+    Off,
+    /// Looked up in the head's table (a chip's cells are fixed, so every call of a layer reads one table
+    /// instead of drawing it again: training and evaluation call each layer thousands of times).
+    Table(Arc<CellTable>),
+    /// Drawn per store (the tables are over their memory bound): the streams of the K and V arrays.
+    Draw(Stream, Stream, [f32; 2]),
 }
 
 fn src<const N: usize>(seed: u64, source: Source, sigma: [f64; N]) -> Option<Src<N>> {
@@ -193,7 +236,61 @@ impl NoiseParams {
             write: src(n.seed, Source::Write, [n.write_sigma_v]),
             score_read: src(n.seed, Source::ScoreRead, [n.score_read_sigma_ua]),
             value_read: src(n.seed, Source::ValueRead, [n.value_read_sigma_ua]),
+            cell_tables: Default::default(),
         })
+    }
+
+    /// The cells of head `at`'s arrays for slots `0..slots` of `d` dims: its table (drawn on first use, again
+    /// when a call needs more slots), or their streams when the tables are over their memory bound.
+    pub fn cells(&self, at: HeadSite, slots: usize, d: usize) -> Cells {
+        let Some(s) = self.cell else {
+            return Cells::Off;
+        };
+        let base = s.stream.at(at.layer as u64).at(at.kv_head as u64);
+        let (sk, sv) = (base.at(0), base.at(1));
+        let key = (at.layer, at.kv_head, d);
+        let lock = || {
+            self.cell_tables
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        let bytes = 16 * slots * d;
+        {
+            let tables = lock();
+            let held = tables.tables.get(&key);
+            if let Some(t) = held.filter(|t| t.k_gain.len() >= slots * d) {
+                return Cells::Table(t.clone());
+            }
+            if tables.bytes - held.map_or(0, |t| t.bytes()) + bytes > CELL_TABLE_BYTES {
+                return Cells::Draw(sk, sv, s.sigma);
+            }
+        }
+        // Drawn outside the lock: the other heads of the call draw theirs meanwhile.
+        let [sg, so] = s.sigma;
+        let n = slots * d;
+        let (mut kg, mut ko, mut vg, mut vo) =
+            (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        for slot in 0..slots {
+            let r = slot * d..(slot + 1) * d;
+            sk.at(slot as u64)
+                .pairs(0, &mut kg[r.clone()], &mut ko[r.clone()]);
+            sv.at(slot as u64).pairs(0, &mut vg[r.clone()], &mut vo[r]);
+        }
+        for (g, o) in kg.iter_mut().zip(&mut ko).chain(vg.iter_mut().zip(&mut vo)) {
+            (*g, *o) = (1.0 + sg * *g, so * *o);
+        }
+        let table = Arc::new(CellTable {
+            k_gain: kg,
+            k_offset: ko,
+            v_gain: vg,
+            v_offset: vo,
+        });
+        let mut tables = lock();
+        if let Some(old) = tables.tables.insert(key, table.clone()) {
+            tables.bytes -= old.bytes();
+        }
+        tables.bytes += bytes;
+        Cells::Table(table)
     }
 
     /// True when stored weights are perturbed (cell variation or write noise).
@@ -206,12 +303,14 @@ impl NoiseParams {
     }
 
     /// Perturb the key and value weights `k`, `v` (`Q(x) − offset`, D values each) of position `pos`, written for
-    /// the `writes`-th time (0: the token's own write), into slot `slot` of head `at`'s arrays. Returns the cell
-    /// gains of the keys and values in `gains` when given (the backward's chain rule needs them).
+    /// the `writes`-th time (0: the token's own write), into slot `slot` of head `at`'s arrays, whose cells
+    /// are `cells` ([`NoiseParams::cells`] of the same head). Returns the cell gains of the keys and values in
+    /// `gains` when given (the backward's chain rule needs them).
     #[allow(clippy::too_many_arguments)]
     pub fn store(
         &self,
         at: HeadSite,
+        cells: &Cells,
         slot: usize,
         pos: usize,
         writes: usize,
@@ -229,38 +328,52 @@ impl NoiseParams {
                 .at(writes as u64);
             (st, s.sigma[0])
         });
-        let cell = self.cell.map(|s| {
-            let base = s.stream.at(at.layer as u64).at(at.kv_head as u64);
-            (
-                base.at(0).at(slot as u64),
-                base.at(1).at(slot as u64),
-                s.sigma,
-            )
-        });
         // Draws in chunks of dims (vectorised): write (key, value), then each array's cell (gain, offset).
         const C: usize = 64;
         let mut z = [[0.0f32; C]; 6];
         let mut gains = gains;
-        for c0 in (0..k.len()).step_by(C) {
-            let n = (k.len() - c0).min(C);
+        let d = k.len();
+        for c0 in (0..d).step_by(C) {
+            let n = (d - c0).min(C);
             let [zk, zv, gk, ok, gv, ov] = &mut z;
             if let Some((st, _)) = write {
                 st.pairs(c0 as u64, &mut zk[..n], &mut zv[..n]);
             }
-            if let Some((sk, sv, _)) = cell {
-                sk.pairs(c0 as u64, &mut gk[..n], &mut ok[..n]);
-                sv.pairs(c0 as u64, &mut gv[..n], &mut ov[..n]);
-            }
             let sw = write.map_or(0.0, |w| w.1);
-            let [sg, so] = cell.map_or([0.0; 2], |c| c.2);
+            match cells {
+                Cells::Off => {
+                    gk[..n].fill(1.0);
+                    gv[..n].fill(1.0);
+                    ok[..n].fill(0.0);
+                    ov[..n].fill(0.0);
+                }
+                Cells::Table(t) => {
+                    let r = slot * d + c0..slot * d + c0 + n;
+                    gk[..n].copy_from_slice(&t.k_gain[r.clone()]);
+                    ok[..n].copy_from_slice(&t.k_offset[r.clone()]);
+                    gv[..n].copy_from_slice(&t.v_gain[r.clone()]);
+                    ov[..n].copy_from_slice(&t.v_offset[r]);
+                }
+                Cells::Draw(sk, sv, [sg, so]) => {
+                    sk.at(slot as u64)
+                        .pairs(c0 as u64, &mut gk[..n], &mut ok[..n]);
+                    sv.at(slot as u64)
+                        .pairs(c0 as u64, &mut gv[..n], &mut ov[..n]);
+                    for (g, o) in gk[..n].iter_mut().zip(&mut ok[..n]) {
+                        (*g, *o) = (1.0 + sg * *g, so * *o);
+                    }
+                    for (g, o) in gv[..n].iter_mut().zip(&mut ov[..n]) {
+                        (*g, *o) = (1.0 + sg * *g, so * *o);
+                    }
+                }
+            }
             for i in 0..n {
                 let c = c0 + i;
-                let (kg, vg) = (1.0 + sg * gk[i], 1.0 + sg * gv[i]);
-                k[c] = stored(k[c], sw * zk[i], kg, so * ok[i]);
-                v[c] = stored(v[c], sw * zv[i], vg, so * ov[i]);
+                k[c] = stored(k[c], sw * zk[i], gk[i], ok[i]);
+                v[c] = stored(v[c], sw * zv[i], gv[i], ov[i]);
                 if let Some((gkd, gvd)) = gains.as_mut() {
-                    gkd[c] = kg;
-                    gvd[c] = vg;
+                    gkd[c] = gk[i];
+                    gvd[c] = gv[i];
                 }
             }
         }
@@ -300,5 +413,51 @@ impl NoiseParams {
         };
         h.score_read = self.score_read.map(read);
         h.value_read = self.value_read.map(read);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_table_stores_what_the_per_store_draws_store() {
+        let chip = ChipConfig::from_toml_str(
+            "base = \"paper-linear\"\n[variation]\nseed = 4\ncell_gain_sigma = 0.1\n\
+             cell_offset_sigma_v = 0.02\n[noise]\nwrite_sigma_v = 0.01",
+            "test",
+        )
+        .unwrap();
+        let nz = NoiseParams::new(&chip).unwrap();
+        let at = HeadSite {
+            layer: 2,
+            seq: 1,
+            head: 3,
+            kv_head: 1,
+        };
+        let d = 70; // more than one chunk of dims
+        let small = nz.cells(at, 5, d);
+        let big = nz.cells(at, 40, d); // grows the table
+        let s = nz.cell.unwrap();
+        let base = s.stream.at(2).at(1);
+        let drawn = Cells::Draw(base.at(0), base.at(1), s.sigma);
+        for (cells, slots) in [(&small, 5), (&big, 40), (&nz.cells(at, 12, d), 12)] {
+            assert!(
+                matches!(cells, Cells::Table(_)),
+                "cell variation on: a table"
+            );
+            for slot in [0, slots / 2, slots - 1] {
+                let w: Vec<f32> = (0..d).map(|c| 0.3 - 0.01 * c as f32).collect();
+                let (mut k1, mut v1, mut k2, mut v2) = (w.clone(), w.clone(), w.clone(), w);
+                let mut g = vec![vec![0.0f32; d]; 4];
+                let [g1, h1, g2, h2] = &mut g[..] else {
+                    unreachable!()
+                };
+                nz.store(at, cells, slot, 9, 1, &mut k1, &mut v1, Some((g1, h1)));
+                nz.store(at, &drawn, slot, 9, 1, &mut k2, &mut v2, Some((g2, h2)));
+                assert_eq!((k1, v1), (k2, v2), "slot {slot}");
+                assert_eq!((&g[0], &g[1]), (&g[2], &g[3]), "slot {slot}");
+            }
+        }
     }
 }

@@ -506,3 +506,34 @@ fn the_backward_sees_the_noisy_forward() {
     .unwrap();
     assert_ne!(g0.k, g.k, "the gradient sees the noise");
 }
+
+#[test]
+fn repeated_calls_on_one_chip_draw_the_same_cells() {
+    // The cell-variation tables are drawn on first use and kept: a later call, longer (the tables grow) or
+    // shorter, must see the cells a fresh chip draws.
+    let c = chip(
+        "paper-linear",
+        &format!("[geometry]\nwindow = 96\ntile_rows = 32\nhead_dim = 32\n{ALL_ON}"),
+    );
+    let p = GainCellParams::new(&c).unwrap();
+    for (t, seed) in [(20, 31), (130, 32), (20, 31), (60, 33)] {
+        let x = inputs(Shape::new(2, t, 32), seed, false);
+        let run = |p: &GainCellParams| {
+            let mut out = vec![0.0; x.shape.len()];
+            gain_cell_forward_at(
+                p,
+                Site::new(1, 2, 1),
+                x.shape,
+                &x.q,
+                &x.k,
+                &x.v,
+                &mut out,
+                None,
+            )
+            .unwrap();
+            out
+        };
+        let fresh = GainCellParams::new(&c).unwrap();
+        assert_eq!(run(&p), run(&fresh), "T = {t}");
+    }
+}

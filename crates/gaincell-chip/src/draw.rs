@@ -119,11 +119,11 @@ const BLOCK: usize = 64;
 /// running one vector at a time (the latency, not the arithmetic, bounded the fused loop). The same operations
 /// per lane as [`box_muller`], so the same bits.
 #[inline(always)]
-fn pairs_block(k: [u32; 4], base: u32, even: &mut [f32], odd: &mut [f32]) {
+fn pairs_block(k: [u32; 4], base: u32, even: &mut [f32], odd: &mut [f32], st: &mut Stages) {
     let n = even.len().min(odd.len());
     debug_assert!(n <= BLOCK);
     let v = n.div_ceil(LANES);
-    let (mut a, mut b) = ([0u32; BLOCK], [0u32; BLOCK]);
+    let Stages { a, b, r, sin, cos } = st;
     for (c, (a, b)) in a
         .chunks_exact_mut(LANES)
         .zip(b.chunks_exact_mut(LANES))
@@ -135,7 +135,6 @@ fn pairs_block(k: [u32; 4], base: u32, even: &mut [f32], odd: &mut [f32]) {
             (a[l], b[l]) = words(k, m0.wrapping_add(l as u32));
         }
     }
-    let (mut r, mut sin, mut cos) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
     for (r, a) in r.chunks_exact_mut(LANES).zip(a.chunks_exact(LANES)).take(v) {
         for l in 0..LANES {
             r[l] = radius(a[l]);
@@ -153,14 +152,37 @@ fn pairs_block(k: [u32; 4], base: u32, even: &mut [f32], odd: &mut [f32]) {
     }
 }
 
+/// The intermediate values of one block's stages: kept by the caller across blocks (zeroing them per block
+/// cost a twentieth of the generator's time).
+struct Stages {
+    a: [u32; BLOCK],
+    b: [u32; BLOCK],
+    r: [f32; BLOCK],
+    sin: [f32; BLOCK],
+    cos: [f32; BLOCK],
+}
+
+impl Stages {
+    #[inline(always)]
+    fn new() -> Self {
+        Stages {
+            a: [0; BLOCK],
+            b: [0; BLOCK],
+            r: [0.0; BLOCK],
+            sin: [0.0; BLOCK],
+            cos: [0.0; BLOCK],
+        }
+    }
+}
+
 #[inline(always)]
-fn pairs_impl(k: [u32; 4], base: u32, even: &mut [f32], odd: &mut [f32]) {
+fn pairs_impl(k: [u32; 4], base: u32, even: &mut [f32], odd: &mut [f32], st: &mut Stages) {
     for (c, (e, o)) in even
         .chunks_mut(BLOCK)
         .zip(odd.chunks_mut(BLOCK))
         .enumerate()
     {
-        pairs_block(k, base.wrapping_add((c * BLOCK) as u32), e, o);
+        pairs_block(k, base.wrapping_add((c * BLOCK) as u32), e, o, st);
     }
 }
 
@@ -181,10 +203,11 @@ fn add_impl(k: [u32; 4], from: u64, sigma: f32, out: &mut [f32]) {
     let mut skip = (from & 1) as usize;
     let (mut even, mut odd) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
     let mut draws = [0.0f32; 2 * CHUNK];
+    let mut st = Stages::new();
     let mut c = 0;
     while m < last {
         let n = ((last - m) as usize).min(CHUNK);
-        pairs_impl(k, m as u32, &mut even[..n], &mut odd[..n]);
+        pairs_impl(k, m as u32, &mut even[..n], &mut odd[..n], &mut st);
         for ((x, e), o) in draws[..2 * n]
             .chunks_exact_mut(2)
             .zip(&even[..n])
@@ -226,13 +249,13 @@ fn simd() -> Simd {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pairs_avx512(k: [u32; 4], base: u32, even: &mut [f32], odd: &mut [f32]) {
-    pairs_impl(k, base, even, odd)
+    pairs_impl(k, base, even, odd, &mut Stages::new())
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn pairs_avx2(k: [u32; 4], base: u32, even: &mut [f32], odd: &mut [f32]) {
-    pairs_impl(k, base, even, odd)
+    pairs_impl(k, base, even, odd, &mut Stages::new())
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -303,7 +326,7 @@ impl Stream {
             Simd::Avx512 => unsafe { pairs_avx512(k, from as u32, even, odd) },
             #[cfg(target_arch = "x86_64")]
             Simd::Avx2 => unsafe { pairs_avx2(k, from as u32, even, odd) },
-            _ => pairs_impl(k, from as u32, even, odd),
+            _ => pairs_impl(k, from as u32, even, odd, &mut Stages::new()),
         }
     }
 
