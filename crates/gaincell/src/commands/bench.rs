@@ -273,6 +273,42 @@ fn time(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
     (ms[ms.len() / 2], ms[0])
 }
 
+/// Times of `kernels` kernels timed in alternation (`run(i)` runs kernel `i`): per kernel (median, min) ms, and
+/// the median over repetitions of kernel 1's time over kernel 0's in the same repetition (NaN for one kernel).
+struct Alternating {
+    times: Vec<(f64, f64)>,
+    ratio: f64,
+}
+
+fn time_alternating(reps: usize, kernels: usize, run: &mut impl FnMut(usize)) -> Alternating {
+    (0..kernels).for_each(&mut *run);
+    let mut ms = vec![Vec::new(); kernels];
+    for _ in 0..reps.max(1) {
+        for (i, ms) in ms.iter_mut().enumerate() {
+            let s = Instant::now();
+            run(i);
+            ms.push(s.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let median = |mut x: Vec<f64>| {
+        x.sort_by(|a, b| a.total_cmp(b));
+        x[x.len() / 2]
+    };
+    let ratio = if kernels > 1 {
+        median(ms[1].iter().zip(&ms[0]).map(|(on, off)| on / off).collect())
+    } else {
+        f64::NAN
+    };
+    let times = ms
+        .into_iter()
+        .map(|x| {
+            let min = x.iter().copied().fold(f64::INFINITY, f64::min);
+            (median(x), min)
+        })
+        .collect();
+    Alternating { times, ratio }
+}
+
 /// Multiply-add work of the blocked kernels: Σ over 64-query blocks of queries × keys in the block's window.
 fn pair_count(t: usize, window: usize) -> f64 {
     (0..t)
@@ -353,40 +389,38 @@ fn attention(a: AttentionBench) -> Result<()> {
         .iter()
         .map(|name| ChipConfig::load(name))
         .collect::<Result<_, _>>()?;
-    // Each chip as given, then with every noise source on (unless the chip already has noise).
-    let mut noise_off = std::collections::HashMap::new();
-    let variants = chips.iter().flat_map(|c| {
-        let noisy = (c.variation.is_off() && c.noise.is_off()).then(|| with_all_noise(c));
-        std::iter::once(c.clone()).chain(noisy)
-    });
-    for chip in variants {
-        let name = &chip.name;
-        let p = GainCellParams::new(&chip).with_context(|| format!("chip {name}"))?;
-        let (med, min) = time(a.reps, || {
-            gain_cell_forward(&p, shape, &q, &k, &v, &mut out, None).expect("shapes are right")
-        });
-        let base = chip.name.strip_suffix(" + noise");
-        let ratio_to_noise_off = base
-            .and_then(|b| noise_off.get(b))
-            .map(|off: &f64| med / off);
-        if base.is_none() {
-            noise_off.insert(chip.name.clone(), med);
-        }
+    // Each chip as given, then with every noise source on (unless the chip already has noise): the two timed
+    // in alternation, so that a shared machine's drift over seconds falls on both alike, and their ratio is
+    // the median of the ratios of neighbouring repetitions.
+    for chip in &chips {
+        let noisy = (chip.variation.is_off() && chip.noise.is_off()).then(|| with_all_noise(chip));
+        let params = std::iter::once(chip)
+            .chain(noisy.as_ref())
+            .map(|c| GainCellParams::new(c).with_context(|| format!("chip {}", c.name)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut run = |i: usize| {
+            gain_cell_forward(&params[i], shape, &q, &k, &v, &mut out, None)
+                .expect("shapes are right")
+        };
+        let timed = time_alternating(a.reps, params.len(), &mut run);
         let terms = match chip.cell.polynomial() {
             Some(g) if chip.lambda() != 0.0 => g.iter().skip(1).filter(|c| **c != 0.0).count(),
             _ => 1,
         };
         let flops =
             4.0 * pair_count(a.tokens, chip.geometry.window) * (terms * d) as f64 * a.heads as f64;
-        rows.push(Row {
-            kernel: chip.name.clone(),
-            ms_median: med,
-            ms_min: min,
-            ratio_to_softmax: med / sm_med,
-            gflops: flops / (med * 1e-3) / 1e9,
-            pytorch_ms: torch.get(&chip.name),
-            ratio_to_noise_off,
-        });
+        let names = std::iter::once(chip.name.clone()).chain(noisy.map(|c| c.name));
+        for (i, (name, (med, min))) in names.zip(timed.times).enumerate() {
+            rows.push(Row {
+                pytorch_ms: torch.get(&name),
+                kernel: name,
+                ms_median: med,
+                ms_min: min,
+                ratio_to_softmax: med / sm_med,
+                gflops: flops / (med * 1e-3) / 1e9,
+                ratio_to_noise_off: (i == 1).then_some(timed.ratio),
+            });
+        }
     }
 
     human!(
