@@ -68,6 +68,8 @@ fn forward_and_training_rows_with_pytorch_figures() {
     assert_eq!(r["rows"][0]["pytorch_ms"], 2.0);
     assert_eq!(r["train_rows"][0]["pytorch_ms"], 8.0);
     assert!(r["train_rows"][1]["pytorch_ms"].is_null());
+    // The ratio is the median over repetitions of noise-on over the noise-off run beside it: with one
+    // repetition, the ratio of the two times.
     let noisy = &r["rows"][2];
     let ratio = noisy["ratio_to_noise_off"].as_f64().unwrap();
     let expected =
