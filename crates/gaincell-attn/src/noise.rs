@@ -120,6 +120,22 @@ pub(crate) enum Cells {
     Draw(Stream, Stream, [f32; 2]),
 }
 
+/// The gains `1 + σ_g·z_g` and offsets `σ_o·z_o` of dims `c0, c0 + 1, …` of slot `slot`'s K and V cells, from
+/// the arrays' streams `sk`, `sv`, into `[k gain, k offset, v gain, v offset]`: the one formula of a cell, for
+/// its table and for a store drawn without one.
+fn draw_cells(
+    (sk, sv, [sg, so]): (Stream, Stream, [f32; 2]),
+    slot: usize,
+    c0: usize,
+    [kg, ko, vg, vo]: [&mut [f32]; 4],
+) {
+    sk.at(slot as u64).pairs(c0 as u64, kg, ko);
+    sv.at(slot as u64).pairs(c0 as u64, vg, vo);
+    for (g, o) in kg.iter_mut().zip(ko).chain(vg.iter_mut().zip(vo)) {
+        (*g, *o) = (1.0 + sg * *g, so * *o);
+    }
+}
+
 fn src<const N: usize>(seed: u64, source: Source, sigma: [f64; N]) -> Option<Src<N>> {
     sigma.iter().any(|s| *s > 0.0).then(|| Src {
         stream: Stream::new(seed, source),
@@ -266,18 +282,22 @@ impl NoiseParams {
             }
         }
         // Drawn outside the lock: the other heads of the call draw theirs meanwhile.
-        let [sg, so] = s.sigma;
         let n = slots * d;
         let (mut kg, mut ko, mut vg, mut vo) =
             (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
         for slot in 0..slots {
             let r = slot * d..(slot + 1) * d;
-            sk.at(slot as u64)
-                .pairs(0, &mut kg[r.clone()], &mut ko[r.clone()]);
-            sv.at(slot as u64).pairs(0, &mut vg[r.clone()], &mut vo[r]);
-        }
-        for (g, o) in kg.iter_mut().zip(&mut ko).chain(vg.iter_mut().zip(&mut vo)) {
-            (*g, *o) = (1.0 + sg * *g, so * *o);
+            draw_cells(
+                (sk, sv, s.sigma),
+                slot,
+                0,
+                [
+                    &mut kg[r.clone()],
+                    &mut ko[r.clone()],
+                    &mut vg[r.clone()],
+                    &mut vo[r],
+                ],
+            );
         }
         let table = Arc::new(CellTable {
             k_gain: kg,
@@ -289,7 +309,7 @@ impl NoiseParams {
         if let Some(old) = tables.tables.insert(key, table.clone()) {
             tables.bytes -= old.bytes();
         }
-        tables.bytes += bytes;
+        tables.bytes += table.bytes();
         Cells::Table(table)
     }
 
@@ -354,18 +374,12 @@ impl NoiseParams {
                     gv[..n].copy_from_slice(&t.v_gain[r.clone()]);
                     ov[..n].copy_from_slice(&t.v_offset[r]);
                 }
-                Cells::Draw(sk, sv, [sg, so]) => {
-                    sk.at(slot as u64)
-                        .pairs(c0 as u64, &mut gk[..n], &mut ok[..n]);
-                    sv.at(slot as u64)
-                        .pairs(c0 as u64, &mut gv[..n], &mut ov[..n]);
-                    for (g, o) in gk[..n].iter_mut().zip(&mut ok[..n]) {
-                        (*g, *o) = (1.0 + sg * *g, so * *o);
-                    }
-                    for (g, o) in gv[..n].iter_mut().zip(&mut ov[..n]) {
-                        (*g, *o) = (1.0 + sg * *g, so * *o);
-                    }
-                }
+                Cells::Draw(sk, sv, sigma) => draw_cells(
+                    (*sk, *sv, *sigma),
+                    slot,
+                    c0,
+                    [&mut gk[..n], &mut ok[..n], &mut gv[..n], &mut ov[..n]],
+                ),
             }
             for i in 0..n {
                 let c = c0 + i;

@@ -162,8 +162,8 @@ fn pairs_block(k: [u32; 4], base: u32, even: &mut [f32], odd: &mut [f32], st: &m
     }
 }
 
-/// The intermediate values of one block's stages: kept by the caller across blocks (zeroing them per block
-/// cost a twentieth of the generator's time).
+/// The intermediate values of one block's stages: kept by the caller across blocks (perf put 5 % of the
+/// generator's samples on zeroing them per block; wall-clock A/B on this shared machine could not resolve it).
 struct Stages {
     a: [u32; BLOCK],
     b: [u32; BLOCK],

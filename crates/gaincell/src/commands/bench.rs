@@ -261,23 +261,15 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
 
 /// Median and minimum wall time of `reps` runs after one warm-up, in ms.
 fn time(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
-    f();
-    let mut ms: Vec<f64> = (0..reps.max(1))
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    ms.sort_by(|a, b| a.total_cmp(b));
-    (ms[ms.len() / 2], ms[0])
+    time_alternating(reps, 1, &mut |_| f()).times[0]
 }
 
-/// Times of `kernels` kernels timed in alternation (`run(i)` runs kernel `i`): per kernel (median, min) ms, and
-/// the median over repetitions of kernel 1's time over kernel 0's in the same repetition (NaN for one kernel).
+/// Times of `kernels` kernels timed in alternation (`run(i)` runs kernel `i`), each after one warm-up: per
+/// kernel (median, min) ms, and with two kernels or more the median over repetitions of kernel 1's time over
+/// kernel 0's in the same repetition.
 struct Alternating {
     times: Vec<(f64, f64)>,
-    ratio: f64,
+    ratio: Option<f64>,
 }
 
 fn time_alternating(reps: usize, kernels: usize, run: &mut impl FnMut(usize)) -> Alternating {
@@ -290,20 +282,19 @@ fn time_alternating(reps: usize, kernels: usize, run: &mut impl FnMut(usize)) ->
             ms.push(s.elapsed().as_secs_f64() * 1e3);
         }
     }
-    let median = |mut x: Vec<f64>| {
+    let sorted = |mut x: Vec<f64>| {
         x.sort_by(|a, b| a.total_cmp(b));
-        x[x.len() / 2]
+        x
     };
-    let ratio = if kernels > 1 {
-        median(ms[1].iter().zip(&ms[0]).map(|(on, off)| on / off).collect())
-    } else {
-        f64::NAN
-    };
+    let ratio = (kernels > 1).then(|| {
+        let r = sorted(ms[1].iter().zip(&ms[0]).map(|(on, off)| on / off).collect());
+        r[r.len() / 2]
+    });
     let times = ms
         .into_iter()
         .map(|x| {
-            let min = x.iter().copied().fold(f64::INFINITY, f64::min);
-            (median(x), min)
+            let x = sorted(x);
+            (x[x.len() / 2], x[0])
         })
         .collect();
     Alternating { times, ratio }
@@ -418,7 +409,7 @@ fn attention(a: AttentionBench) -> Result<()> {
                 ms_min: min,
                 ratio_to_softmax: med / sm_med,
                 gflops: flops / (med * 1e-3) / 1e9,
-                ratio_to_noise_off: (i == 1).then_some(timed.ratio),
+                ratio_to_noise_off: timed.ratio.filter(|_| i == 1),
             });
         }
     }
