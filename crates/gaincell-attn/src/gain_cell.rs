@@ -469,8 +469,7 @@ fn term_block_impl(
             for (a, (row, len)) in buf.chunks_exact_mut(stride).zip(&mut drawn).enumerate() {
                 let t = t0 + a;
                 *len = (p.tile_of_slot((t + 1).min(w) - 1) + 1) * d;
-                row[..*len].fill(0.0);
-                hn.add_value_reads(t, &mut row[..*len]);
+                hn.set_value_reads(t, &mut row[..*len]);
             }
             buf
         }

@@ -215,13 +215,15 @@ impl HeadNoise {
         }
     }
 
-    /// Add the read noise of query `t`'s output lines of tiles `0, 1, …` to `y` (`d` lines a tile, as many
-    /// tiles as `y` holds): one call for a whole row, the same draws as [`HeadNoise::add_value_read`] per tile
-    /// (a tile's 64 draws alone are too few to fill the generator's vectors).
+    /// The read noise of query `t`'s output lines of tiles `0, 1, …`, written to `y` (`d` lines a tile, as
+    /// many tiles as `y` holds; zeros without value-read noise): one call for a whole row, the same draws as
+    /// [`HeadNoise::add_value_read`] per tile (a tile's 64 draws alone are too few to fill the generator's
+    /// vectors).
     #[inline]
-    pub fn add_value_reads(&self, t: usize, y: &mut [f32]) {
-        if let Some((s, sigma)) = self.value_read {
-            s.at(t as u64).add(0, sigma, y);
+    pub fn set_value_reads(&self, t: usize, y: &mut [f32]) {
+        match self.value_read {
+            Some((s, sigma)) => s.at(t as u64).set(0, sigma, y),
+            None => y.fill(0.0),
         }
     }
 }

@@ -35,25 +35,37 @@ struct Draws {
 }
 
 impl Draws {
+    fn stream(seed: u64, src: Source, path: &[u64]) -> Stream {
+        path.iter().fold(Stream::new(seed, src), |s, &x| s.at(x))
+    }
+
+    /// Draw `i` of the stream at `path`.
     fn z(seed: u64, src: Source, path: &[u64], i: u64) -> f64 {
-        let s = path.iter().fold(Stream::new(seed, src), |s, &x| s.at(x));
-        s.normal(i) as f64
+        Self::stream(seed, src, path).normal(i) as f64
+    }
+
+    /// The first (`second` false) or second normal of pair `m` of the stream at `path`.
+    fn zp(seed: u64, src: Source, path: &[u64], m: u64, second: bool) -> f64 {
+        let (a, b) = Self::stream(seed, src, path).pair(m);
+        (if second { b } else { a }) as f64
     }
 
     /// Signed weight of stored value `w0 = Q(x) − offset` of position `j` in slot `slot`, dim `c`, K (0) or V
     /// (1) array, its `writes`-th write.
     fn weight(&self, w0: f64, array: u64, slot: u64, j: u64, writes: u64, c: u64) -> f64 {
         let write = self.n.write_sigma_v
-            * Self::z(
+            * Self::zp(
                 self.n.seed,
                 Source::Write,
                 &[self.layer, self.seq, self.kv, j, writes],
-                2 * c + array,
+                c,
+                array == 1,
             );
         let cell = [self.layer, self.kv, array, slot];
-        let gain = 1.0 + self.v.cell_gain_sigma * Self::z(self.v.seed, Source::Cell, &cell, 2 * c);
+        let gain =
+            1.0 + self.v.cell_gain_sigma * Self::zp(self.v.seed, Source::Cell, &cell, c, false);
         let offset =
-            self.v.cell_offset_sigma_v * Self::z(self.v.seed, Source::Cell, &cell, 2 * c + 1);
+            self.v.cell_offset_sigma_v * Self::zp(self.v.seed, Source::Cell, &cell, c, true);
         gain * (w0 + write) + offset
     }
 
@@ -65,8 +77,8 @@ impl Draws {
         };
         let path = [self.layer, self.kv];
         (
-            1.0 + sg * Self::z(self.v.seed, src, &path, 2 * i),
-            st * Self::z(self.v.seed, src, &path, 2 * i + 1),
+            1.0 + sg * Self::zp(self.v.seed, src, &path, i, false),
+            st * Self::zp(self.v.seed, src, &path, i, true),
         )
     }
 

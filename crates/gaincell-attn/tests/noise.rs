@@ -335,6 +335,16 @@ fn z(seed: u64, source: Source, path: &[u64], i: u64) -> f64 {
         .normal(i) as f64
 }
 
+/// The first (`second` false) or second normal of pair `m` of `source` at `path`: what pairs of values (gain
+/// and offset, key and value) take.
+fn zp(seed: u64, source: Source, path: &[u64], m: u64, second: bool) -> f64 {
+    let (a, b) = path
+        .iter()
+        .fold(Stream::new(seed, source), |s, &x| s.at(x))
+        .pair(m);
+    (if second { b } else { a }) as f64
+}
+
 /// A tiny known case: one head at layer 2, two tokens, one dim, linear ideal chip (S_sat 80, A_sat 40); every
 /// value worked out from the draws read back from the generator.
 #[test]
@@ -399,18 +409,18 @@ fn known_answers_per_source() {
     };
     let none = ([[0.0; 2]; 2], [(1.0, 0.0); 2], [0.0; 2], (1.0, 0.0));
 
-    // Write noise: per position (key draw 0, value draw 1 of its stream), added to the stored voltage.
+    // Write noise: per position (key first, value second of pair 0 of its stream), added to the stored voltage.
     let f = run("write_sigma_v = 0.01");
-    let zw = |j: u64, i| z(ns, Source::Write, &[l, 0, 0, j, 0], i);
-    let k2 = [wk[0] + 0.01 * zw(0, 0), wk[1] + 0.01 * zw(1, 0)];
-    let v2 = [wv[0] + 0.01 * zw(0, 1), wv[1] + 0.01 * zw(1, 1)];
+    let zw = |j: u64, value| zp(ns, Source::Write, &[l, 0, 0, j, 0], 0, value);
+    let k2 = [wk[0] + 0.01 * zw(0, false), wk[1] + 0.01 * zw(1, false)];
+    let v2 = [wv[0] + 0.01 * zw(0, true), wv[1] + 0.01 * zw(1, true)];
     check(&f, k2, v2, none.0, none.1, none.2, none.3);
 
-    // Cell gain and offset: per (array, slot), gain draw 0, offset draw 1.
+    // Cell gain and offset: per (array, slot), gain and offset of pair 0 (dim 0).
     let f = run("cell_gain_sigma = 0.1\ncell_offset_sigma_v = 0.02");
     let cell = |array: u64, slot: u64, w: f64| {
-        (1.0 + 0.1 * z(vs, Source::Cell, &[l, 0, array, slot], 0)) * w
-            + 0.02 * z(vs, Source::Cell, &[l, 0, array, slot], 1)
+        (1.0 + 0.1 * zp(vs, Source::Cell, &[l, 0, array, slot], 0, false)) * w
+            + 0.02 * zp(vs, Source::Cell, &[l, 0, array, slot], 0, true)
     };
     let k2 = [cell(0, 0, wk[0]), cell(0, 1, wk[1])];
     let v2 = [cell(1, 0, wv[0]), cell(1, 1, wv[1])];
@@ -422,12 +432,12 @@ fn known_answers_per_source() {
     let s_read = [[zr(0, 0), 0.0], [zr(1, 0), zr(1, 1)]];
     check(&f, wk, wv, s_read, none.1, none.2, none.3);
 
-    // Converters: per slot j, gain draw 2j, threshold draw 2j + 1.
+    // Converters: per slot j, gain and threshold of pair j.
     let f = run("c2p_gain_sigma = 0.1\nc2p_threshold_sigma_ua = 0.3");
     let conv = |j: u64| {
         (
-            1.0 + 0.1 * z(vs, Source::Converter, &[l, 0], 2 * j),
-            0.3 * z(vs, Source::Converter, &[l, 0], 2 * j + 1),
+            1.0 + 0.1 * zp(vs, Source::Converter, &[l, 0], j, false),
+            0.3 * zp(vs, Source::Converter, &[l, 0], j, true),
         )
     };
     check(&f, wk, wv, none.0, [conv(0), conv(1)], none.2, none.3);
@@ -437,11 +447,11 @@ fn known_answers_per_source() {
     let o_read = [0, 1].map(|t| 0.2 * z(ns, Source::ValueRead, &[l, 0, 0, t], 0));
     check(&f, wk, wv, none.0, none.1, o_read, none.3);
 
-    // Counter: per (tile 0, dim 0), gain draw 0, threshold draw 1.
+    // Counter: per (tile 0, dim 0), gain and threshold of pair 0.
     let f = run("counter_gain_sigma = 0.1\ncounter_threshold_sigma_ua = 0.2");
     let cnt = (
-        1.0 + 0.1 * z(vs, Source::Counter, &[l, 0], 0),
-        0.2 * z(vs, Source::Counter, &[l, 0], 1),
+        1.0 + 0.1 * zp(vs, Source::Counter, &[l, 0], 0, false),
+        0.2 * zp(vs, Source::Counter, &[l, 0], 0, true),
     );
     check(&f, wk, wv, none.0, none.1, none.2, cnt);
 }

@@ -9,6 +9,7 @@
 //! This crate owns no tensors and runs no kernels: the attention kernels (`gaincell-attn`) and the cost model read
 //! a validated config and take what they need from it.
 
+mod aes;
 mod config;
 mod cost;
 mod curve;
