@@ -328,20 +328,20 @@ fn each_source_has_the_sigma_configured() {
     sd_within("counter gain (relative)", &d, 0.06);
 }
 
+/// The stream of `source` at the coordinates `path`.
+fn stream(seed: u64, source: Source, path: &[u64]) -> Stream {
+    path.iter().fold(Stream::new(seed, source), |s, &x| s.at(x))
+}
+
 /// Draw `i` of `source` at the coordinates `path`, as the generator gives it.
 fn z(seed: u64, source: Source, path: &[u64], i: u64) -> f64 {
-    path.iter()
-        .fold(Stream::new(seed, source), |s, &x| s.at(x))
-        .normal(i) as f64
+    stream(seed, source, path).normal(i) as f64
 }
 
 /// The first (`second` false) or second normal of pair `m` of `source` at `path`: what pairs of values (gain
 /// and offset, key and value) take.
 fn zp(seed: u64, source: Source, path: &[u64], m: u64, second: bool) -> f64 {
-    let (a, b) = path
-        .iter()
-        .fold(Stream::new(seed, source), |s, &x| s.at(x))
-        .pair(m);
+    let (a, b) = stream(seed, source, path).pair(m);
     (if second { b } else { a }) as f64
 }
 

@@ -7,7 +7,7 @@
 //! come from a block function in the manner of Random123's ARS-5 (Salmon et al., SC 2011): counter block `q`
 //! (128 bits) is whitened with the stream's key and put through five AES rounds whose keys step by Weyl
 //! constants, giving four 32-bit words. The Box–Muller transform (f32, polynomial ln, sin and cos in fused
-//! multiply-adds, the angle's octant from three bits) turns two words into two independent standard normals.
+//! multiply-adds, the angle's quarter turn from two bits) turns two words into two independent standard normals.
 //!
 //! Draws come in groups of 32 that fill two 16-lane vectors: group `g` hashes blocks `8g … 8g + 7`; pair
 //! `16g + l` takes word `l` of the first four blocks as its radius and word `l` of the last four as its angle,
@@ -148,8 +148,8 @@ fn radius(a: u32) -> f32 {
 }
 
 /// The unit vector of Box–Muller's angle from a word: φ ∈ [−π/4, π/4) from its top 23 bits, then bit 0
-/// negates the cosine (adding the octants around π) and bit 1 swaps the two (reflecting them onto those around
-/// ±π/2), so the angle is uniform on the whole circle.
+/// negates the cosine (adding the quarter around π) and bit 1 swaps the two (reflecting both quarters onto
+/// those around ±π/2), so the angle is uniform on the whole circle.
 #[inline(always)]
 fn direction(b: u32) -> (f32, f32) {
     use std::f32::consts::FRAC_PI_2;
@@ -261,10 +261,13 @@ mod avx512 {
 
     pub type Keys512 = [__m512i; ROUNDS + 1];
 
+    /// The keys, each broadcast to the four 128-bit lanes.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
     #[inline(always)]
-    pub fn keys(k: &Keys) -> Keys512 {
-        // SAFETY: only called from functions compiled with AVX-512.
-        k.map(|k| unsafe { _mm512_broadcast_i32x4(_mm_set_epi64x(k[1] as i64, k[0] as i64)) })
+    pub unsafe fn keys(k: &Keys) -> Keys512 {
+        k.map(|k| _mm512_broadcast_i32x4(_mm_set_epi64x(k[1] as i64, k[0] as i64)))
     }
 
     #[inline(always)]
